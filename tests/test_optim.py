@@ -1,0 +1,73 @@
+"""Optimizer section: Muon against an independent float64 reference, the optimizer split, the schedule."""
+
+import torch
+
+import train_byte_model as tbm
+from test_model import tiny_config
+
+
+def reference_muon_update(grad: torch.Tensor, buf: torch.Tensor, momentum: float, steps: int) -> torch.Tensor:
+    """Float64 Muon update written out from the algorithm: Nesterov momentum, then the quintic
+    Newton-Schulz iteration toward the orthogonal polar factor, scaled by sqrt(max(1, rows/cols))."""
+    buf = momentum * buf + grad
+    g = grad + momentum * buf
+    x = g / (torch.linalg.matrix_norm(g) + 1e-7)
+    tall = x.shape[0] > x.shape[1]
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        a = x @ x.T
+        x = 3.4445 * x + (-4.7750 * a + 2.0315 * a @ a) @ x
+    if tall:
+        x = x.T
+    return x * max(1.0, grad.shape[0] / grad.shape[1]) ** 0.5, buf
+
+
+def test_muon_two_steps_match_float64_reference():
+    torch.manual_seed(0)
+    shapes = [(16, 8), (8, 24), (12, 12)]
+    params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
+    ref_params = [p.detach().double().clone() for p in params]
+    ref_bufs = [torch.zeros_like(p) for p in ref_params]
+    lr, momentum, wd, steps = 0.05, 0.9, 0.04, 5
+    opt = tbm.Muon(params, lr=lr, momentum=momentum, backend_steps=steps, weight_decay=wd)
+    for _ in range(2):
+        grads = [torch.randn(s) for s in shapes]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        opt.step()
+        for i, g in enumerate(grads):
+            update, ref_bufs[i] = reference_muon_update(g.double(), ref_bufs[i], momentum, steps)
+            ref_params[i] = ref_params[i] * (1 - lr * wd) - lr * update
+    for p, ref in zip(params, ref_params):
+        assert torch.allclose(p.detach().double(), ref, atol=2e-5), (p.detach().double() - ref).abs().max()
+
+
+def test_newton_schulz_approximately_orthogonalizes():
+    g = torch.randn(32, 16)
+    x = tbm.newton_schulz(g, 5)
+    singular = torch.linalg.svdvals(x)
+    assert singular.min() > 0.5 and singular.max() < 1.3  # the quintic's fixed band, not exactly 1
+
+
+def test_optimizer_split_covers_every_parameter_once():
+    model = tbm.ByteGPT(tiny_config())
+    optimizers, muon = tbm.build_optimizers(model, tbm.Hyperparameters({}))
+    groups = [[id(p) for g in opt.param_groups for p in g["params"]] for opt in optimizers]
+    flat = [i for group in groups for i in group]
+    assert sorted(flat) == sorted(id(p) for p in model.parameters())
+    assert len(flat) == len(set(flat))
+    muon_ids = set(groups[1])
+    assert id(model.blocks[0].attn.c_q.weight) in muon_ids and id(model.bigram.proj.weight) in muon_ids
+    assert id(model.tok_emb.weight) in set(groups[0]) and id(model.bigram.embed.weight) in set(groups[0])
+    assert id(model.skip_weights) in set(groups[2]) and id(model.blocks[0].resid_mix) in set(groups[2])
+
+
+def test_lr_warmdown_by_steps_and_by_wallclock():
+    args = tbm.Hyperparameters({"ITERATIONS": "100", "WARMDOWN_ITERS": "20", "MAX_WALLCLOCK_SECONDS": "0"})
+    assert tbm.lr_scale(args, 0, 0) == 1.0
+    assert tbm.lr_scale(args, 90, 0) == 0.5
+    assert tbm.lr_scale(args, 100, 0) == 0.0
+    capped = tbm.Hyperparameters({"ITERATIONS": "1000", "WARMDOWN_ITERS": "20", "MAX_WALLCLOCK_SECONDS": "10"})
+    # 100 ms per step so far, 1 s left = 10 steps of a 20-step warmdown.
+    assert abs(tbm.lr_scale(capped, 90, 9000.0) - 0.5) < 1e-9
