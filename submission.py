@@ -531,7 +531,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ref = p.add_mutually_exclusive_group(required=True)
     ref.add_argument("--baseline", type=float, help="reference BPB for a one-sample test (e.g. 1.2244)")
     ref.add_argument("--compare", nargs="+", type=Path, metavar="LOG",
-                     help="logs of the reference configuration, for a Welch two-sample test")
+                     help="logs of the reference configuration, for a Welch two-sample test (give it after "
+                          "the logs: it takes every path that follows it)")
     p.add_argument("--metric", choices=sorted(METRICS), default="sliding", help="post-quant BPB to test (default sliding)")
     p.add_argument("--baseline-bytes-per-token", type=float, default=SP1024_BYTES_PER_TOKEN,
                    help="bytes per sp1024 token of the official val set, for nats per token (default 2.44)")
