@@ -119,7 +119,9 @@ class Hyperparameters:
         for name, default, _ in KNOBS:
             raw = env.get(name)
             try:
-                value = default if raw is None else type(default)(float(raw) if isinstance(default, int) else raw)
+                value = default if raw is None else type(default)(raw if isinstance(default, str) else float(raw))
+                if raw is not None and isinstance(default, int) and value != float(raw):
+                    raise ValueError
             except ValueError:
                 raise RunError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
             setattr(self, name.lower(), value)
@@ -828,6 +830,10 @@ def setup_runtime(args: Hyperparameters) -> Runtime:
     return rt
 
 
+def device_name(rt: Runtime) -> str:
+    return torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+
+
 def log_header(rt: Runtime, args: Hyperparameters, code: bytes) -> None:
     """The log starts with this script's source, the relevant environment and versions, then one line
     per knob, so a log alone reproduces its run."""
@@ -844,8 +850,7 @@ def log_header(rt: Runtime, args: Hyperparameters, code: bytes) -> None:
     rt.log("=" * 100, console=False)
     for name, value in args.items():
         rt.log(f"knob:{name}={value}", console=False)
-    name = torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    rt.log(f"device:{rt.device.type} name:{name} world_size:{rt.world_size} grad_accum_steps:{8 // rt.world_size} "
+    rt.log(f"device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} grad_accum_steps:{8 // rt.world_size} "
            f"bf16:{rt.bf16} compile:{rt.compile}")
     kernel = "fa3" if fa3_attention is not None and rt.device.type == "cuda" else "sdpa"
     rt.log(f"attention_kernel:{kernel}" + ("" if kernel == "fa3" else " (flash_attn_interface not used)"))
@@ -1078,7 +1083,8 @@ class Scorer:
             f"coverage:{self.coverage} eval_time:{slide.eval_ms:.0f}ms")
         return {"val_loss": plain.val_loss, "val_bpb": plain.val_bpb, "sliding_val_loss": slide.val_loss,
                 "sliding_val_bpb": slide.val_bpb, "sliding_scored_targets": slide.scored_targets,
-                "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count}
+                "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count,
+                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms}
 
 
 def log_projection(rt: Runtime, args: Hyperparameters, model: ByteGPT, code_bytes: int) -> None:
@@ -1193,21 +1199,20 @@ def main() -> int:
     post = result["post_quant"]
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
            f"sliding_val_bpb:{post['sliding_val_bpb']:.8f}")
+    if not under_cap:
+        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code {len(code):,})"
+               + ("; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"))
     private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
     summary = {"run_id": args.run_id, "seed": args.seed, "layout": spec.layout, "device": rt.device.type,
-               "device_name": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else platform.processor() or "cpu",
-               "world_size": rt.world_size, "iterations": args.iterations, **result,
+               "device_name": device_name(rt), "world_size": rt.world_size, "iterations": args.iterations, **result,
+               "val_sha256": hashlib.sha256(scorer.val.tobytes()).hexdigest(),
                "sliding_stride": args.val_sliding_stride, "context": args.train_seq_len,
                "sliding_full_coverage": scorer.coverage == "full", "artifact_bytes": artifact_bytes,
                "code_bytes": len(code), "total_bytes": total, "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap,
                "code_sha256": hashlib.sha256(code).hexdigest(),
                "config": {name: value for name, value in args.items() if name not in private}}
     rt.log("final_summary:" + json.dumps(summary))
-    if not under_cap:
-        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code {len(code):,})"
-               + ("; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"))
-        return 0 if args.allow_over_cap else 1
-    return 0
+    return 0 if under_cap or args.allow_over_cap else 1
 
 
 if __name__ == "__main__":

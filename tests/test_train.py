@@ -1,0 +1,137 @@
+"""Training loop and end of run, as a user runs them: real CPU processes on tiny models."""
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import REPO, TINY_ENV, TRAINER, final_summary, log_lines, make_byte_dataset, run_trainer
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return make_byte_dataset(tmp_path_factory.mktemp("bytes"))
+
+
+@pytest.fixture(scope="module")
+def finished_run(dataset, tmp_path_factory):
+    """One tiny run to the end: 20 steps, validation every 10, sliding eval, export, round trip."""
+    log_dir = tmp_path_factory.mktemp("logs")
+    env = {**TINY_ENV, "DATA_PATH": str(dataset), "RUN_ID": "e2e", "ITERATIONS": "20", "WARMDOWN_ITERS": "5",
+           "VAL_LOSS_EVERY": "10", "TRAIN_LOG_EVERY": "5"}
+    proc = run_trainer(env, log_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return env, log_dir, proc
+
+
+def test_log_has_every_required_line(finished_run):
+    env, log_dir, proc = finished_run
+    text = (log_dir / "e2e.txt").read_text()
+    assert text.startswith(TRAINER.read_text())  # the script's source heads the log
+    lines = log_lines(log_dir, "e2e")
+    for pattern in [r"knob:TRAIN_SEQ_LEN=64", r"knob:MATRIX_LR=0.035", r"device:cpu ", r"attention_kernel:sdpa",
+                    r"model_params:\d+", r"projected_total_bytes:\d+", r"warmup_step:1/1",
+                    r"step:1/20 train_loss:[\d.]+ train_time:\d+ms step_avg:[\d.]+ms",
+                    r"step:10/20 val_loss:[\d.]+ val_bpb:[\d.]+ train_time:\d+ms step_avg:[\d.]+ms",
+                    r"step:20/20 val_loss:[\d.]+ val_bpb:[\d.]+",
+                    r"final_weights:(raw|ema|swa) heldout_bpb raw:[\d.]+ ema:[\d.]+ swa:[\d.]+",
+                    r"pre_quant val_loss:[\d.]+ val_bpb:[\d.]+", r"pre_quant_sliding .* coverage:full",
+                    r"final_int6_zstd22_roundtrip val_loss:[\d.]+ val_bpb:[\d.]+",
+                    r"final_int6_zstd22_roundtrip_sliding val_loss:[\d.]+ val_bpb:[\d.]+ stride:16 context:64",
+                    r"artifact:.* artifact_bytes:\d+ code_bytes:\d+ total_bytes:\d+ cap_bytes:16000000 verdict:UNDER_CAP",
+                    r"final_int6_zstd22_roundtrip_exact val_loss:[\d.]+ val_bpb:[\d.]+ sliding_val_bpb:[\d.]+",
+                    r"final_summary:\{"]:
+        assert any(re.match(pattern, line) for line in lines), pattern
+    assert "environment:" in text and "versions: python" in text
+    assert "final_summary:" in proc.stdout  # the console shows the same lines
+
+
+def test_summary_is_consistent(finished_run):
+    env, log_dir, _ = finished_run
+    summary = final_summary(log_dir, "e2e")
+    post = summary["post_quant"]
+    val_ids = (Path(env["DATA_PATH"]) / "fineweb_val_000000.bin").stat().st_size // 2 - 512
+    assert post["sliding_scored_targets"] == post["sliding_targets"] == post["val_targets"] == val_ids - 1
+    assert summary["artifact_bytes"] == (log_dir / "e2e.int6.ptz").stat().st_size
+    assert summary["code_bytes"] == TRAINER.stat().st_size
+    assert summary["total_bytes"] == summary["artifact_bytes"] + summary["code_bytes"] and summary["under_cap"]
+    assert summary["steps"] == 20 and summary["config"]["TRAIN_SEQ_LEN"] == 64 and summary["seed"] == 1
+    # Quantization costs a little, not a lot.
+    assert abs(post["val_bpb"] - summary["pre_quant"]["val_bpb"]) < 0.05
+
+
+def test_loss_falls_on_learnable_text(finished_run):
+    _, log_dir, _ = finished_run
+    losses = [float(m.group(1)) for line in log_lines(log_dir, "e2e") if (m := re.match(r"step:\d+/20 train_loss:([\d.]+)", line))]
+    assert losses[0] > 5.0  # ~ln(260) at init
+    assert losses[-1] < losses[0] - 2.0
+
+
+def test_eval_only_rescores_the_artifact_identically(finished_run, tmp_path):
+    env, log_dir, _ = finished_run
+    proc = run_trainer({**env, "RUN_ID": "rescore", "EVAL_ONLY": str(log_dir / "e2e.int6.ptz")}, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trained, rescored = final_summary(log_dir, "e2e"), final_summary(tmp_path, "rescore")
+    assert rescored["eval_only"] is True
+    for key in ("val_loss", "val_bpb", "sliding_val_bpb", "sliding_scored_targets"):
+        assert rescored["post_quant"][key] == pytest.approx(trained["post_quant"][key], rel=1e-9)
+    assert "final_int6_zstd22_roundtrip_exact" in proc.stdout
+
+
+def test_two_cpu_processes_match_one_process_first_step(dataset, tmp_path):
+    """torchrun --nproc_per_node=2 (gloo, grad accumulation 4) sees the same 8 micro-batches as one
+    process with accumulation 8, so the first step's loss (before any update) agrees to float
+    rounding; the logged loss has 4 decimals, hence the tolerance."""
+    env = {**TINY_ENV, "DATA_PATH": str(dataset), "ITERATIONS": "1", "WARMUP_STEPS": "0", "HELDOUT_TOKENS": "0"}
+    first_losses = []
+    for nproc in (1, 2):
+        proc = run_trainer({**env, "RUN_ID": f"procs{nproc}"}, tmp_path, nproc=nproc)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"world_size:{nproc} grad_accum_steps:{8 // nproc}" in proc.stdout
+        first_losses.append(float(re.search(r"step:1/1 train_loss:([\d.]+)", proc.stdout).group(1)))
+    assert first_losses[0] == pytest.approx(first_losses[1], abs=1.5e-4)
+
+
+def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
+    env = {**TINY_ENV, "DATA_PATH": str(dataset), "ITERATIONS": "12", "WARMDOWN_ITERS": "4", "CHECKPOINT_EVERY": "3",
+           "VAL_SLIDING_STRIDE": "64"}
+    straight = run_trainer({**env, "RUN_ID": "straight"}, tmp_path / "a")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    # The same run, killed (SIGKILL) as soon as its first checkpoint lands, then resumed from it.
+    killed_dir = tmp_path / "b"
+    killed_dir.mkdir()
+    checkpoint = killed_dir / "interrupted.ckpt"
+    proc = subprocess.Popen([sys.executable, str(TRAINER)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**dict(__import__("os").environ), **env, "RUN_ID": "interrupted", "LOG_DIR": str(killed_dir), "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 300
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["progress"]["step"] < 12, "the run finished before it could be interrupted"
+    resumed = run_trainer({**env, "RUN_ID": "interrupted", "RESUME": str(checkpoint)}, killed_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed:{checkpoint} step:{saved['progress']['step']}" in resumed.stdout
+    a = torch.load(tmp_path / "a" / "straight.ckpt", weights_only=True)
+    b = torch.load(checkpoint, weights_only=True)
+    assert a["progress"]["step"] == b["progress"]["step"] == 12
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    for x, y in zip(a["averages"]["ema"] + a["averages"]["swa_sum"], b["averages"]["ema"] + b["averages"]["swa_sum"]):
+        assert torch.equal(x, y)
+    assert (tmp_path / "a" / "straight.int6.ptz").read_bytes() == (killed_dir / "interrupted.int6.ptz").read_bytes()
+
+
+def test_non_finite_loss_stops_the_run_naming_the_step(dataset, tmp_path):
+    proc = run_trainer({**TINY_ENV, "DATA_PATH": str(dataset), "RUN_ID": "nan", "QK_GAIN_INIT": "nan", "WARMUP_STEPS": "0"}, tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: non-finite train loss at step 1; stopping (try a lower LR or GRAD_CLIP_NORM)"]
+    assert not list(tmp_path.glob("*.ptz"))
