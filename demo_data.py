@@ -58,9 +58,8 @@ def train_tokenizer(texts_or_file, model_prefix, vocab_size: int = 1024, byte_fa
     else:  # the official trainer feeds documents with NULs replaced and whitespace stripped
         source = {"sentence_iterator": (t.replace("\x00", " ").strip() for t in texts_or_file)}
     model = io.BytesIO()
-    with open(os.devnull, "w") as quiet:
-        spm.SentencePieceTrainer.Train(**source, model_writer=model, logstream=quiet,
-                                       **official_tokenizer_settings(vocab_size, byte_fallback))
+    spm.SentencePieceTrainer.Train(**source, model_writer=model, minloglevel=2,  # warnings and errors only
+                                   **official_tokenizer_settings(vocab_size, byte_fallback))
     path = Path(f"{model_prefix}.model")
     path.parent.mkdir(parents=True, exist_ok=True)
     with ctb.atomic_output(path) as f:
@@ -104,19 +103,25 @@ def sp_shard_names() -> list[str]:
     return ["fineweb_val_000000.bin"] + [f"fineweb_train_{i:06d}.bin" for i in range(TRAIN_SHARDS)]
 
 
-def write_sp_shards(sp_dir: Path, docs: list[str], tokenizer: Path) -> None:
-    """Encode documents (BOS before each) into one val shard and TRAIN_SHARDS train shards."""
+def write_sp_shards(directory: Path, doc_ids: list[list[int]], val_docs: int, val_shards: int = 1,
+                    train_shards: int = TRAIN_SHARDS, bos_id: int = 1) -> list[Path]:
+    """Write official-format token shards: BOS before each document; the first val_docs documents form the
+    val stream, the rest the train stream; each stream is cut into equal shards, mid-document, as the
+    official exporter cuts at its shard size. Returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for split, docs, n_shards in (("val", doc_ids[:val_docs], val_shards), ("train", doc_ids[val_docs:], train_shards)):
+        stream = np.concatenate([[bos_id, *ids] for ids in docs]).astype(np.uint16)
+        for i, part in enumerate(np.array_split(stream, n_shards)):
+            paths.append(directory / f"fineweb_{split}_{i:06d}.bin")
+            ctb.write_shard(paths[-1], part)
+    return paths
+
+
+def encode_documents(tokenizer: Path, docs: list[str]) -> list[list[int]]:
     import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
-    encoded = sp.encode(docs, num_threads=os.cpu_count() or 1)
-    n_val = max(1, int(len(docs) * VAL_FRACTION))
-    streams = [np.concatenate([[sp.bos_id(), *ids] for ids in part]).astype("<u2") for part in (encoded[:n_val], encoded[n_val:])]
-    sp_dir.mkdir(parents=True, exist_ok=True)
-    names = sp_shard_names()
-    ctb.write_shard(sp_dir / names[0], streams[0])
-    for name, ids in zip(names[1:], np.array_split(streams[1], TRAIN_SHARDS)):
-        ctb.write_shard(sp_dir / name, ids)
+    return spm.SentencePieceProcessor(model_file=str(tokenizer)).encode(docs, num_threads=os.cpu_count() or 1)
 
 
 def valid_shards(sp_dir: Path) -> bool:
@@ -140,7 +145,8 @@ def build_demo_data(root=Path("data/demo"), quiet: bool = True) -> Path:
         docs = docs or read_docs_jsonl(docs_path)
         train_tokenizer(docs, tokenizer.with_suffix(""))
     if not valid_shards(sp_dir):
-        write_sp_shards(sp_dir, docs or read_docs_jsonl(docs_path), tokenizer)
+        docs = docs or read_docs_jsonl(docs_path)
+        write_sp_shards(sp_dir, encode_documents(tokenizer, docs), val_docs=max(1, int(len(docs) * VAL_FRACTION)))
     print(ctb.convert_sp_shards(sp_dir, bytes_dir, tokenizer, "byte260", workers=1, quiet=quiet))
     print(f"demo data: documents {docs_path}\n  tokenizer {tokenizer}\n  sp1024 shards {sp_dir}\n  byte260 shards {bytes_dir}")
     return bytes_dir

@@ -1,19 +1,18 @@
 """Shared fixtures: tiny SentencePiece models trained with the official Parameter Golf settings, and
-official-format token shards made with them. Everything is built once per session, in seconds."""
+official-format token shards made with them. Everything is built once per session, in seconds.
+To write shards of your own: demo_data.encode_documents and demo_data.write_sp_shards."""
 from __future__ import annotations
 
 import random
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import convert_to_bytes  # noqa: E402
-from demo_data import train_tokenizer  # noqa: E402
+from demo_data import encode_documents, train_tokenizer, write_sp_shards  # noqa: E402
 
 REAL_SP1024_MODEL = REPO_ROOT.parent / "shared" / "fineweb_1024_bpe.model"
 WORDS = ("the of and to in is that for it as with was on be by this are from at or an have not which "
@@ -75,31 +74,10 @@ def real_sp1024_model() -> Path:
     return REAL_SP1024_MODEL
 
 
-def encode_documents(model: Path, docs: list[str]) -> list[list[int]]:
-    import sentencepiece as spm
-
-    return spm.SentencePieceProcessor(model_file=str(model)).encode(docs)
-
-
-def write_sp_shards(directory: Path, doc_ids: list[list[int]], val_docs: int, shards_per_split: int = 2,
-                    bos_id: int = 1) -> list[Path]:
-    """Write official-format shards: BOS before each document; the first val_docs documents form the val
-    stream, the rest the train stream; each stream is cut into shards_per_split shards of equal token
-    count, mid-document, as the official exporter cuts at its shard size. Returns the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for split, docs in (("val", doc_ids[:val_docs]), ("train", doc_ids[val_docs:])):
-        stream = np.array([t for ids in docs for t in (bos_id, *ids)], dtype=np.uint16)
-        for i, part in enumerate(np.array_split(stream, shards_per_split)):
-            paths.append(directory / f"fineweb_{split}_{i:06d}.bin")
-            convert_to_bytes.write_shard(paths[-1], part)
-    return paths
-
-
 @pytest.fixture(scope="session")
 def sp_shard_dir(tmp_path_factory, tiny_sp_model, tiny_documents) -> Path:
     """tiny_documents encoded with tiny_sp_model: 2 val shards (first 300 documents) and 2 train shards.
     Read-only for tests: copy it before changing anything."""
     directory = tmp_path_factory.mktemp("sp_shards")
-    write_sp_shards(directory, encode_documents(tiny_sp_model, tiny_documents), val_docs=300)
+    write_sp_shards(directory, encode_documents(tiny_sp_model, tiny_documents), val_docs=300, val_shards=2, train_shards=2)
     return directory

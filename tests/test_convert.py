@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,8 @@ import pytest
 import sentencepiece as spm
 
 import convert_to_bytes as ctb
-from conftest import REPO_ROOT, encode_documents, make_documents, write_sp_shards
+from conftest import REPO_ROOT, make_documents
+from demo_data import encode_documents, write_sp_shards
 
 LAYOUTS = ["byte260", "raw256"]
 
@@ -124,7 +124,7 @@ def check_matches_decode(src: Path, dst: Path, model: Path, min_docs: int) -> No
 def tiny_src(tmp_path, any_tiny_sp_model, tiny_documents) -> Path:
     """The tiny corpus encoded with each tiny model, 3 shards per split (so two cross-shard joins)."""
     src = tmp_path / "src"
-    write_sp_shards(src, encode_documents(any_tiny_sp_model, tiny_documents), val_docs=300, shards_per_split=3)
+    write_sp_shards(src, encode_documents(any_tiny_sp_model, tiny_documents), val_docs=300, val_shards=3, train_shards=3)
     return src
 
 
@@ -207,7 +207,7 @@ SLOW_CONVERTER = ("import sys, time, convert_to_bytes as c; fast = c.emit_chunk;
 
 def test_killed_run_resumes_to_identical_output(tmp_path, tiny_sp_model, tiny_documents):
     src = tmp_path / "src"
-    write_sp_shards(src, encode_documents(tiny_sp_model, tiny_documents), val_docs=300, shards_per_split=10)
+    write_sp_shards(src, encode_documents(tiny_sp_model, tiny_documents), val_docs=300, val_shards=10, train_shards=10)
     convert(src, tmp_path / "clean", tiny_sp_model)
     dst = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-c", SLOW_CONVERTER, "--src", src, "--dst", dst,
@@ -343,7 +343,7 @@ def assert_clean_error(code, err, named: Path, mentions: str, dst: Path) -> None
 def test_error_in_one_worker_leaves_no_partials(tmp_path, tiny_sp_model, tiny_documents):
     """The pool is stopped mid-write when another shard fails; its temp files must not survive."""
     src = tmp_path / "src"
-    write_sp_shards(src, encode_documents(tiny_sp_model, tiny_documents), val_docs=300, shards_per_split=4)
+    write_sp_shards(src, encode_documents(tiny_sp_model, tiny_documents), val_docs=300, val_shards=4, train_shards=4)
     named = out_of_vocab_id(src)
     dst = tmp_path / "dst"
     proc = subprocess.run([sys.executable, "-c", SLOW_CONVERTER, "--src", src, "--dst", dst, "--tokenizer",
@@ -388,10 +388,8 @@ def test_malformed_jsonl_line(tmp_path):
 
 def test_refuses_tokenizer_with_inner_space_piece(tmp_path, sp_shard_dir):
     model = io.BytesIO()
-    with open(os.devnull, "w") as quiet:
-        spm.SentencePieceTrainer.Train(sentence_iterator=iter(make_documents(200, 7)), model_writer=model,
-                                       logstream=quiet, model_type="bpe", vocab_size=300, hard_vocab_limit=False,
-                                       user_defined_symbols=["of▁the"])
+    spm.SentencePieceTrainer.Train(sentence_iterator=iter(make_documents(200, 7)), model_writer=model, minloglevel=2,
+                                   model_type="bpe", vocab_size=300, hard_vocab_limit=False, user_defined_symbols=["of▁the"])
     path = tmp_path / "inner.model"
     path.write_bytes(model.getvalue())
     code, _, err = run("--src", sp_shard_dir, "--dst", tmp_path / "dst", "--tokenizer", path)
@@ -427,7 +425,7 @@ def test_real_tokenizer_invariants_and_decode_inflation(tmp_path, real_sp1024_mo
     docs = make_documents(400, seed=99) + RICH_TEXT * 40
     doc_ids = sp.encode(docs)
     src = tmp_path / "src"
-    write_sp_shards(src, doc_ids, val_docs=100, shards_per_split=3)
+    write_sp_shards(src, doc_ids, val_docs=100, val_shards=3, train_shards=3)
     for layout in LAYOUTS:
         dst = tmp_path / layout
         convert(src, dst, real_sp1024_model, "--layout", layout)
