@@ -179,22 +179,18 @@ def build_tables(tokenizer_path: Path, layout: str) -> ByteTables:
 
 # ---- CONVERSION HOT PATH (numpy only, no per-token Python) ----
 def gather_runs(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Concatenate values[s:e] for every (s, e), vectorized."""
+    """Concatenate values[s:e] for every (s, e), vectorized; runs may be empty. Reuses `starts` as scratch."""
     lengths = ends - starts
-    if not lengths.all():
-        keep = lengths > 0
-        starts, ends, lengths = starts[keep], ends[keep], lengths[keep]
-    if lengths.size == 0:
-        return values[:0]
     out_ends = np.cumsum(lengths)
-    # index into `values` for every output: +1 inside a run, a jump to the next run's start after each run
-    index = np.ones(int(out_ends[-1]), np.intp)
-    index[0] = starts[0]
-    jumps = starts[1:]
-    jumps -= ends[:-1] - 1
-    index[out_ends[:-1]] = jumps
+    # index into `values` for every output: +1 within a run; at a run's first output, the jump from the end of
+    # the previous run to its start. Empty runs share that position, and their jumps telescope under add.at.
+    index = np.ones(int(out_ends[-1]) + 1, np.intp)  # a spare last slot takes the jumps of trailing empty runs
+    index[0] = 0
+    jumps = starts
+    jumps[1:] -= ends[:-1]
+    np.add.at(index, out_ends - lengths, jumps)
     np.cumsum(index, out=index)
-    return values[index]
+    return values[index[:-1]]
 
 
 def emit_chunk(tables: ByteTables, tok: np.ndarray, prev_is_boundary: bool) -> tuple[np.ndarray, int, bool]:

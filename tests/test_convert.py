@@ -200,6 +200,17 @@ def test_workers_give_identical_output(tmp_path, tiny_src, any_tiny_sp_model):
     assert dir_bytes(tmp_path / "w1") == dir_bytes(tmp_path / "w2")
 
 
+def test_gather_runs_with_empty_runs_anywhere():
+    rng = np.random.default_rng(0)
+    values = np.arange(1000, 1100, dtype=np.uint16)
+    for _ in range(200):
+        n = int(rng.integers(1, 30))
+        starts = rng.integers(0, 100, n)
+        ends = np.minimum(starts + rng.choice([0, 0, 1, 2, 5], n), 100)  # many empty runs, first and last included
+        expected = [int(v) for s, e in zip(starts, ends) for v in values[s:e]]
+        assert ctb.gather_runs(values, starts.astype(np.intp), ends.astype(np.intp)).tolist() == expected
+
+
 # ---- restartability ----
 SLOW_CONVERTER = ("import sys, time, convert_to_bytes as c; fast = c.emit_chunk; "
                   "c.emit_chunk = lambda *a: (time.sleep(0.1), fast(*a))[1]; c.main(sys.argv[1:])")
