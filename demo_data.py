@@ -19,6 +19,7 @@ import ast
 import io
 import json
 import os
+import shutil
 import sys
 import sysconfig
 import tokenize
@@ -96,7 +97,8 @@ def write_docs_jsonl(path: Path, docs: list[str]) -> None:
 
 
 def read_docs_jsonl(path: Path) -> list[str]:
-    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
+    # bytes.splitlines splits on ASCII line ends only, which JSON escapes (str.splitlines also splits on U+2028)
+    return [json.loads(line)["text"] for line in path.read_bytes().splitlines()]
 
 
 def sp_shard_names() -> list[str]:
@@ -137,16 +139,17 @@ def build_demo_data(root=Path("data/demo"), quiet: bool = True) -> Path:
     docs_path, sp_dir, bytes_dir = root / "docs_selected.jsonl", root / "sp1024", root / "bytes"
     tokenizer = root / "tokenizer" / "demo_1024_bpe.model"
     root.mkdir(parents=True, exist_ok=True)
-    docs = None
-    if not docs_path.exists():  # written atomically, so present means complete
-        docs = stdlib_documents()
-        write_docs_jsonl(docs_path, docs)
-    if not tokenizer.exists():
-        docs = docs or read_docs_jsonl(docs_path)
-        train_tokenizer(docs, tokenizer.with_suffix(""))
-    if not valid_shards(sp_dir):
-        docs = docs or read_docs_jsonl(docs_path)
+    # each file is written atomically, so present means complete; a rebuilt step invalidates every later one
+    have_docs = docs_path.exists()
+    have_tokenizer = have_docs and tokenizer.exists()
+    if not (have_tokenizer and valid_shards(sp_dir)):
+        docs = read_docs_jsonl(docs_path) if have_docs else stdlib_documents()
+        if not have_docs:
+            write_docs_jsonl(docs_path, docs)
+        if not have_tokenizer:
+            train_tokenizer(docs, tokenizer.with_suffix(""))
         write_sp_shards(sp_dir, encode_documents(tokenizer, docs), val_docs=max(1, int(len(docs) * VAL_FRACTION)))
+        shutil.rmtree(bytes_dir, ignore_errors=True)  # converted from other shards
     print(ctb.convert_sp_shards(sp_dir, bytes_dir, tokenizer, "byte260", workers=1, quiet=quiet))
     print(f"demo data: documents {docs_path}\n  tokenizer {tokenizer}\n  sp1024 shards {sp_dir}\n  byte260 shards {bytes_dir}")
     return bytes_dir
