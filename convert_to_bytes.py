@@ -280,9 +280,12 @@ def write_sidecar(dst: Path, layout: str, source: dict, entries: dict[str, dict]
 def load_sidecar(directory: Path) -> dict | None:
     path = directory / SIDECAR_NAME
     try:
-        return json.loads(path.read_text()) if path.exists() else None
-    except (ValueError, OSError) as e:
+        sidecar = json.loads(path.read_text()) if path.exists() else None
+        if sidecar is not None and not {"layout", "vocab_size", "source", "splits"} <= set(sidecar):
+            raise ValueError("missing top-level keys")
+    except (ValueError, TypeError, OSError) as e:
         raise ConversionError(f"{path}: unreadable sidecar ({e})") from None
+    return sidecar
 
 
 def reusable_entries(dst: Path, layout: str, source: dict) -> dict[str, dict]:
