@@ -601,7 +601,7 @@ class SelectiveSSM(ScanMixer):
         super().__init__(cfg)
         dim, self.state_dim = cfg.model_dim, self.head_dim
         self.in_proj = CastedLinear(dim, 2 * dim + 2 * self.state_dim + self.heads)  # z, x, B, C, dt
-        self.conv = nn.Parameter(torch.empty(4, dim + 2 * self.state_dim).uniform_(-0.5, 0.5))
+        self.conv = nn.Parameter(torch.empty(4, dim + 2 * self.state_dim).uniform_(-0.5, 0.5))  # 1/sqrt(taps)
         dt = torch.logspace(-3, -1, self.heads)  # Mamba2's initial dt range
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
         self.A_log = nn.Parameter(torch.log(torch.linspace(1, 16, self.heads)))

@@ -2,8 +2,8 @@
 """Research options on CPU: python scripts/bench_research.py [--data DIR] [--steps N] [--out FILE] [--only NAME ...]
 
 Trains the demo's small model (MODEL_DIM 128, 4 layers, seq 256, 8192 tokens per step) for the same fixed
-number of steps with pure attention and with each research option, one after another in this one run, by
-running train_byte_model.py itself, and prints a markdown table: parameters, ms per training step (the
+number of steps (the LR decaying linearly to 0 over them) with pure attention and with each research option,
+one after another in this one run, by running train_byte_model.py itself, and prints a markdown table: parameters, ms per training step (the
 trainer's step_avg, evaluation excluded) and val BPB after those steps (raw weights: no EMA or SWA; before
 and after the int6 round trip; whole val, non-overlapping windows). Without --data it uses (and if needed
 builds) the demo dataset, data/demo/bytes.
