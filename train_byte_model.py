@@ -56,7 +56,7 @@ KNOBS = (
     ("LOG_DIR", "logs", "where $RUN_ID.txt, the artifact and checkpoints go"),
     ("SEED", 1337, "random seed for initialization"),
     # model
-    ("BLOCK_PATTERN", "", "one letter per layer; A = attention block (default: A * NUM_LAYERS)"),
+    ("BLOCK_PATTERN", "", "one letter per layer: A attention, S Mamba2 SSM, G gated linear attention (default: A * NUM_LAYERS)"),
     ("NUM_LAYERS", 13, "depth when BLOCK_PATTERN is unset"),
     ("MODEL_DIM", 512, "residual width"),
     ("NUM_HEADS", 8, "query heads"),
@@ -72,6 +72,12 @@ KNOBS = (
     ("BIGRAM_HASH_DIM", 32, "bigram embedding width (projected to MODEL_DIM)"),
     ("BIGRAM_HASH", "mix", "mix = hash of all bits of both ids | seed = the seed's (prev*256+cur) % buckets"),
     ("UNET_SKIPS", 1, "1 = U-Net skip connections from encoder to decoder half, with learned weights"),
+    # research options, off by default
+    ("SCAN_CHUNK", 64, "chunk length of the S and G scans, 1..64"),
+    ("PATCH_SIZE", 1, "bytes per backbone position (1 = off); must divide TRAIN_SEQ_LEN"),
+    ("PATCH_DECODER", "independent", "independent (earlier patches + offset) | causal_conv (+ the patch's earlier bytes)"),
+    ("JEPA_K", 4, "JEPA predicts the embedding of the byte this far ahead"),
+    ("JEPA_WEIGHT", 0.0, "weight of the JEPA cosine loss (0 = off)"),
     # training
     ("ITERATIONS", 20000, "maximum optimizer steps"),
     ("MAX_WALLCLOCK_SECONDS", 600.0, "training-time cap (0 = none); warmdown is timed against it"),
@@ -132,6 +138,10 @@ class Hyperparameters:
         elif "NUM_LAYERS" in self.explicit and len(self.block_pattern) != self.num_layers:
             raise RunError(f"BLOCK_PATTERN has {len(self.block_pattern)} layers but NUM_LAYERS={self.num_layers}")
         self.mlp_hidden = self.mlp_hidden or self.mlp_mult * self.model_dim
+        if self.patch_size < 1 or self.train_seq_len % self.patch_size:
+            raise RunError(f"PATCH_SIZE={self.patch_size} must be >= 1 and divide TRAIN_SEQ_LEN={self.train_seq_len}")
+        if not 0 < self.jepa_k < self.train_seq_len or self.jepa_weight < 0:
+            raise RunError(f"JEPA_K={self.jepa_k} must be in 1..TRAIN_SEQ_LEN-1, JEPA_WEIGHT={self.jepa_weight} >= 0")
 
     def items(self):
         return [(name, getattr(self, name.lower())) for name, _, _ in KNOBS]
@@ -331,6 +341,12 @@ class ModelConfig:
     bigram_dim: int
     bigram_hash: str
     unet_skips: bool
+    # research options; defaults = off, so older artifacts load
+    scan_chunk: int = 64
+    patch_size: int = 1
+    patch_decoder: str = "independent"
+    jepa_k: int = 4
+    jepa_weight: float = 0.0
 
     @classmethod
     def from_hparams(cls, args: Hyperparameters, vocab_size: int) -> ModelConfig:
@@ -338,7 +354,7 @@ class ModelConfig:
             vocab_size, args.block_pattern, args.model_dim, args.num_heads, args.num_kv_heads, args.mlp_hidden,
             args.rope_base, args.qk_gain_init, args.logit_softcap, args.tied_embed_init_std,
             bool(args.smear_gate), args.bigram_hash_buckets, args.bigram_hash_dim, args.bigram_hash,
-            bool(args.unet_skips))
+            bool(args.unet_skips), args.scan_chunk, args.patch_size, args.patch_decoder, args.jepa_k, args.jepa_weight)
 
 
 class CastedLinear(nn.Linear):
@@ -483,9 +499,13 @@ class ByteGPT(nn.Module):
         self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
 
     def hidden(self, ids: Tensor) -> Tensor:
+        return self.trunk(self.embed(ids))
+
+    def embed(self, ids: Tensor) -> Tensor:
         x = self.smear(F.rms_norm(self.tok_emb(ids), (self.cfg.model_dim,)))
-        if self.bigram is not None:
-            x = x + self.bigram(ids)
+        return x + self.bigram(ids) if self.bigram is not None else x
+
+    def trunk(self, x: Tensor) -> Tensor:
         x0, skips = x, []
         for i, block in enumerate(self.blocks):
             decoder_index = i - self.num_encoder_layers
@@ -505,13 +525,205 @@ class ByteGPT(nn.Module):
         logits = self.logits(self.hidden(ids))
         return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
 
+    def log_fields(self) -> str:
+        """Extra fields for train-loss log lines."""
+        return ""
 
-def parameter_report(model: nn.Module) -> list[str]:
+
+def parameter_report(model: ByteGPT, bits_per_param: float) -> list[str]:
+    """Parameters and projected bytes per component; S and G mixers on their own lines."""
     groups: dict[str, int] = {}
     for name, p in model.named_parameters():
-        key = "blocks" if name.startswith("blocks.") else name.split(".")[0]
+        key, *rest = name.split(".")
+        if key == "blocks" and rest[1] == "attn" and model.cfg.block_pattern[int(rest[0])] != "A":
+            key = f"blocks_{model.cfg.block_pattern[int(rest[0])]}_mixers"
         groups[key] = groups.get(key, 0) + p.numel()
-    return [f"model_params:{sum(groups.values())}"] + [f"  params.{k}:{v}" for k, v in groups.items()]
+    return [f"model_params:{sum(groups.values())}"] + [
+        f"  params.{k}:{v} projected_bytes:{int(v * bits_per_param / 8)}" for k, v in groups.items()]
+
+
+# -----------------------------
+# RESEARCH OPTIONS
+# -----------------------------
+# The seed's study as switches, all off by default: BLOCK_PATTERN letters S (Mamba2-style SSM) and G
+# (gated linear attention), byte patching and a JEPA loss. build_model() picks the class once.
+
+def causal_depthwise_conv(x: Tensor, taps: Tensor, mask: Tensor | None = None) -> Tensor:
+    """y_t = sum_i taps[i] * x_{t-i} on (batch, time, channels); mask (time, taps) drops taps."""
+    y = torch.zeros_like(x)
+    for i in range(taps.size(0)):
+        term = F.pad(x[:, : x.size(1) - i], (0, 0, i, 0)) * taps[i].to(x.dtype)
+        y = y + (term if mask is None else term * mask[:, i, None])
+    return y
+
+
+def chunked_scan(q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor, chunk: int) -> Tensor:
+    """o_t = S_t^T q_t, S_t = diag(exp(log_decay_t)) S_{t-1} + k_t v_t^T on (batch, time, heads, dim), all
+    chunks at once. log_decay (<= 0, fp32) is per key channel, or per head (last dim 1). In a chunk a
+    per-head decay uses exact exp(cum_t - cum_s); a per-channel one q e^cum . k e^-cum, in fp32/bf16 range
+    while a chunk's total log decay is > -80. Across chunks every exponent is <= 0."""
+    bsz, seqlen, heads, _ = v.shape
+
+    def split(t: Tensor) -> Tensor:  # (B, T, H, X) -> (B, H, chunks, chunk, X); zero padding decays nothing
+        t = F.pad(t, (0, 0, 0, 0, 0, -seqlen % chunk))
+        return t.view(bsz, -1, chunk, heads, t.size(-1)).permute(0, 3, 1, 2, 4)
+
+    q, k, v, cum = split(q), split(k), split(v), split(log_decay).cumsum(3)
+    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=v.device).tril()
+    if cum.size(-1) == 1:
+        scores = q @ k.transpose(3, 4) * (cum - cum.transpose(3, 4)).masked_fill(~causal, -math.inf).exp()
+    else:
+        scores = ((q * cum.exp()) @ (k * (-cum).exp()).transpose(3, 4)).masked_fill(~causal, 0)
+    total = cum[:, :, :, -1]  # each chunk's log decay
+    states = (k * (total[:, :, :, None] - cum).exp()).transpose(3, 4) @ v  # each chunk's own state at its end
+    through = total.cumsum(2)
+    before = F.pad(through[:, :, :-1], (0, 0, 1, 0))  # not through - total, whose rounding reaches back a chunk
+    earlier = torch.ones(through.size(2), through.size(2), dtype=torch.bool, device=v.device).tril(-1)
+    weights = (before[:, :, :, None] - through[:, :, None]).masked_fill(~earlier[..., None], -math.inf).exp()
+    entering = torch.einsum("bhcdk,bhdkv->bhckv", weights.expand(*weights.shape[:4], k.size(-1)).to(v.dtype), states)
+    out = scores.to(v.dtype) @ v + (q * cum.exp()).to(v.dtype) @ entering
+    return out.permute(0, 2, 3, 1, 4).reshape(bsz, -1, heads, v.size(-1))[:, :seqlen]
+
+
+class ScanMixer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.model_dim % (2 * cfg.num_heads) or not 1 <= cfg.scan_chunk <= 64:
+            raise RunError(f"S/G need MODEL_DIM divisible by 2 * NUM_HEADS and SCAN_CHUNK={cfg.scan_chunk} in 1..64")
+        self.heads, self.head_dim, self.chunk = cfg.num_heads, cfg.model_dim // cfg.num_heads, cfg.scan_chunk
+
+
+class SelectiveSSM(ScanMixer):
+    """Mamba2-style (expand 1, one B/C group, state dim = head dim; Mamba names): x, B, C through a 4-tap
+    causal conv and SiLU; head h decays by exp(-exp(A_log[h]) dt_t); y = scan(C, dt B, x) + D x, gated by silu(z)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        dim, self.state_dim = cfg.model_dim, self.head_dim
+        self.in_proj = CastedLinear(dim, 2 * dim + 2 * self.state_dim + self.heads)  # z, x, B, C, dt
+        self.conv = nn.Parameter(torch.empty(4, dim + 2 * self.state_dim).uniform_(-0.5, 0.5))  # 1/sqrt(taps)
+        dt = torch.logspace(-3, -1, self.heads)  # Mamba2's initial dt range
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+        self.A_log = nn.Parameter(torch.log(torch.linspace(1, 16, self.heads)))
+        self.D = nn.Parameter(torch.ones(self.heads))
+        self.proj = CastedLinear(dim, dim, zero_init=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        bsz, seqlen, dim = x.shape
+        z, xbc, dt = self.in_proj(x).split([dim, dim + 2 * self.state_dim, self.heads], dim=-1)
+        xs, b, c = F.silu(causal_depthwise_conv(xbc, self.conv)).split([dim, self.state_dim, self.state_dim], dim=-1)
+        dt = F.softplus(dt + self.dt_bias)  # fp32 (dt_bias is), as the decay needs
+        xs = xs.view(bsz, seqlen, self.heads, self.head_dim)
+        per_head = lambda t: t[:, :, None].expand(-1, -1, self.heads, -1)  # noqa: E731
+        y = chunked_scan(per_head(c), per_head(b) * dt[..., None], xs, (-self.A_log.exp() * dt)[..., None], self.chunk)
+        y = (y + self.D[:, None].to(y.dtype) * xs).reshape(bsz, seqlen, dim)
+        return self.proj(F.rms_norm(y * F.silu(z), (dim,)))
+
+
+class GatedLinearAttention(ScanMixer):
+    """GLA (Yang et al., 2023): key dim = head dim / 2; per key channel decay sigmoid(g)^(1/16), floored at
+    1/e so a 64-step chunk stays in range; per-head RMS-normed output gated by silu(r)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        dim, keys = cfg.model_dim, cfg.model_dim // 2
+        self.c_q, self.c_k, self.c_gate = CastedLinear(dim, keys), CastedLinear(dim, keys), CastedLinear(dim, keys)
+        self.gate_bias = nn.Parameter(torch.zeros(keys))  # fp32: the decay is fp32 under autocast
+        self.c_v, self.c_out_gate = CastedLinear(dim, dim), CastedLinear(dim, dim)
+        self.proj = CastedLinear(dim, dim, zero_init=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        bsz, seqlen, dim = x.shape
+        per_head = lambda t: t.view(bsz, seqlen, self.heads, -1)  # noqa: E731
+        log_decay = (F.logsigmoid(self.c_gate(x) + self.gate_bias) / 16).clamp_min(-1.0)
+        q = per_head(self.c_q(x)) * (self.head_dim // 2) ** -0.5
+        o = chunked_scan(q, per_head(self.c_k(x)), per_head(self.c_v(x)), per_head(log_decay), self.chunk)
+        return self.proj(F.rms_norm(o, (self.head_dim,)).reshape(bsz, seqlen, dim) * F.silu(self.c_out_gate(x)))
+
+
+BLOCK_MIXERS.update(S=SelectiveSSM, G=GatedLinearAttention)
+PATCH_DECODERS = ("independent", "causal_conv")
+
+
+class PatchCodec(nn.Module):
+    """A strided encoder makes each K bytes one backbone position. Position t predicts byte u = t + 1 of
+    patch u // K from the backbone output of the patches before it (a learned start for patch 0), a learned
+    embedding of u's offset and, for causal_conv, a causal conv over that patch's bytes before u; then an MLP."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        if cfg.patch_decoder not in PATCH_DECODERS:
+            raise RunError(f"PATCH_DECODER={cfg.patch_decoder!r}: want one of {', '.join(PATCH_DECODERS)}")
+        self.size, dim = cfg.patch_size, cfg.model_dim
+        self.encoder = CastedLinear(self.size * dim, dim)
+        self.start = nn.Parameter(torch.zeros(dim))
+        self.offsets = nn.Parameter(torch.zeros(self.size, dim))
+        self.taps = nn.Parameter(torch.zeros(self.size - 1, dim)) if cfg.patch_decoder == "causal_conv" else None
+        self.decoder = MLP(cfg)
+
+    def encode(self, x: Tensor) -> Tensor:
+        if x.size(1) % self.size:
+            raise RunError(f"sequence length {x.size(1)} does not divide by PATCH_SIZE={self.size}")
+        return self.encoder(x.reshape(x.size(0), -1, self.size * x.size(2)))
+
+    def decode(self, x: Tensor, patches: Tensor) -> Tensor:
+        bsz, seqlen, dim = x.shape
+        shifted = torch.cat((self.start.to(patches.dtype).expand(bsz, 1, dim), patches), dim=1)
+        state = shifted.repeat_interleave(self.size, dim=1)[:, 1 : seqlen + 1]
+        seen = torch.arange(1, seqlen + 1, device=x.device) % self.size  # bytes of u's patch before u
+        state = state + self.offsets[seen].to(state.dtype)
+        if self.taps is not None:  # tap i reads x_{t-i}, in u's patch while i < seen
+            own_patch = torch.arange(self.size - 1, device=x.device) < seen[:, None]
+            state = state + causal_depthwise_conv(x, self.taps, own_patch.to(x.dtype))
+        return state + self.decoder(F.rms_norm(state, (dim,)))
+
+
+class PatchedByteGPT(ByteGPT):
+    """Blocks run on patches of PATCH_SIZE bytes (from each window's start); hidden and logits stay per byte."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.patch = PatchCodec(cfg)
+
+    def hidden(self, ids: Tensor) -> Tensor:
+        x = self.embed(ids)
+        return F.rms_norm(self.patch.decode(x, self.trunk(self.patch.encode(x))), (self.cfg.model_dim,))
+
+
+class JepaLoss:
+    """Mixin: a CastedLinear predicts from the hidden state at t the (stop-gradient) embedding of the byte
+    JEPA_K ahead; aux = 1 - cosine similarity; forward returns CE + JEPA_WEIGHT * aux. aux goes to the log
+    through a non-persistent buffer: the compiled graph stays whole, no second forward, nothing saved."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__(cfg)
+        self.jepa = CastedLinear(cfg.model_dim, cfg.model_dim)
+        self.register_buffer("jepa_loss", torch.zeros(()), persistent=False)
+
+    def forward(self, ids: Tensor, targets: Tensor) -> Tensor:
+        hidden, ahead = self.hidden(ids), self.cfg.jepa_k
+        wanted = self.tok_emb(targets[:, ahead - 1 :]).detach()  # targets[t + K - 1]: the byte K ahead of t
+        predicted = self.jepa(hidden[:, : hidden.size(1) - ahead + 1])
+        aux = 1 - F.cosine_similarity(predicted.float(), wanted.float(), dim=-1).mean()
+        self.jepa_loss.copy_(aux.detach())
+        return F.cross_entropy(self.logits(hidden).flatten(0, 1), targets.flatten()) + self.cfg.jepa_weight * aux
+
+    def log_fields(self) -> str:
+        return f" jepa_loss:{self.jepa_loss.item():.4f}"  # rank 0's last micro-batch
+
+
+class JepaByteGPT(JepaLoss, ByteGPT):
+    pass
+
+
+class JepaPatchedByteGPT(JepaLoss, PatchedByteGPT):
+    pass
+
+
+def build_model(cfg: ModelConfig) -> ByteGPT:
+    if cfg.jepa_weight > 0:
+        return (JepaPatchedByteGPT if cfg.patch_size > 1 else JepaByteGPT)(cfg)
+    return (PatchedByteGPT if cfg.patch_size > 1 else ByteGPT)(cfg)
 
 
 # -----------------------------
@@ -701,9 +913,12 @@ def quantize_rows(w: Tensor, levels: int) -> tuple[Tensor, Tensor]:
     return best_q.to(torch.int8), best_scale.half().flatten()
 
 
+EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
+
+
 def storage_for(name: str, t: Tensor) -> str:
     if t.ndim == 2 and t.numel() > QUANT_MIN_NUMEL:
-        return "int6" if name.startswith("blocks.") else "int8"  # embeddings are more sensitive
+        return "int8" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
     return "fp16"
 
 
@@ -759,7 +974,7 @@ def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
 def load_artifact_model(path: Path) -> tuple[dict, ByteGPT]:
     header, state = decode_artifact(path)
     try:
-        model = ByteGPT(ModelConfig(**header["config"]))
+        model = build_model(ModelConfig(**header["config"]))
         model.load_state_dict(state, strict=True)
     except (TypeError, RuntimeError) as exc:
         raise RunError(f"{path}: artifact does not fit its model config ({str(exc).splitlines()[0]})") from None
@@ -1039,7 +1254,7 @@ class Trainer:
                 raise RunError(f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
             if args.train_log_every > 0 and (progress.step <= 10 or progress.step % args.train_log_every == 0 or stop):
                 rt.log(f"step:{progress.step}/{args.iterations} train_loss:{train_loss:.4f} "
-                       f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms")
+                       f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms{self.model.log_fields()}")
             ends = stop or progress.step >= args.iterations
             if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or ends) and rt.master:
                 pause(lambda: save_checkpoint(checkpoint, progress, self.model, self.optimizers, averages, self.loader))
@@ -1119,8 +1334,8 @@ def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
 
 def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, code: bytes) -> dict:
     torch.manual_seed(args.seed)
-    model = ByteGPT(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
-    for line in parameter_report(model):
+    model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
+    for line in parameter_report(model, args.projected_bits_per_param):
         rt.log(line)
     log_projection(rt, args, model, len(code))
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if rt.compile else model
@@ -1172,7 +1387,7 @@ def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer
     if header["code_sha256"] != hashlib.sha256(code).hexdigest():
         rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
     model.to(rt.device)
-    for line in parameter_report(model):
+    for line in parameter_report(model, args.projected_bits_per_param):
         rt.log(line)
     post_quant = scorer.report("final_int6_zstd22_roundtrip", model, scorer.hidden_fn(model))
     return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact)}
