@@ -749,8 +749,10 @@ class Muon(torch.optim.Optimizer):
     """Every rank keeps every momentum buffer (so checkpoints need only rank 0's state); rank r
     orthogonalizes parameters r, r + world, ...; one all-reduce shares the updates."""
 
-    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float):
+    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
+                 orthogonalize=newton_schulz):
         super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
+        self.orthogonalize = orthogonalize  # torch.compile(newton_schulz) on GPU: one fused kernel chain
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -767,7 +769,7 @@ class Muon(torch.optim.Optimizer):
                 buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
                 buf.mul_(group["momentum"]).add_(p.grad)
                 if i % world_size == rank:
-                    update = newton_schulz(p.grad.add(buf, alpha=group["momentum"]), group["backend_steps"])
+                    update = self.orthogonalize(p.grad.add(buf, alpha=group["momentum"]), group["backend_steps"])
                     update *= max(1.0, p.size(0) / p.size(1)) ** 0.5
                     flat[offset : offset + p.numel()] = update.flatten()
                 offset += p.numel()
@@ -780,7 +782,7 @@ class Muon(torch.optim.Optimizer):
                 offset += p.numel()
 
 
-def build_optimizers(model: ByteGPT, args: Hyperparameters) -> tuple[list[torch.optim.Optimizer], Muon]:
+def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list[torch.optim.Optimizer], Muon]:
     """Muon for every CastedLinear matrix (blocks, bigram projection); Adam for the embeddings
     (byte and bigram tables) and for every vector, gain, mix and skip weight."""
     embeddings = [model.tok_emb.weight] + ([model.bigram.embed.weight] if model.bigram is not None else [])
@@ -792,7 +794,8 @@ def build_optimizers(model: ByteGPT, args: Hyperparameters) -> tuple[list[torch.
         return torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr}], betas=(args.beta1, args.beta2),
                                 eps=args.adam_eps, fused=params[0].is_cuda)
 
-    muon = Muon(matrices, args.matrix_lr, args.muon_momentum, args.muon_backend_steps, args.muon_weight_decay)
+    muon = Muon(matrices, args.matrix_lr, args.muon_momentum, args.muon_backend_steps, args.muon_weight_decay,
+                torch.compile(newton_schulz) if compile else newton_schulz)
     for group in muon.param_groups:
         group["base_lr"] = args.matrix_lr
     return [adam(embeddings, args.tied_embed_lr), muon, adam(scalars, args.scalar_lr)], muon
@@ -1172,7 +1175,7 @@ class Trainer:
                  loader: DistributedTokenLoader):
         self.args, self.rt, self.model, self.train_model, self.loader = args, rt, model, train_model, loader
         self.grad_accum = 8 // rt.world_size
-        self.optimizers, self.muon = build_optimizers(model, args)
+        self.optimizers, self.muon = build_optimizers(model, args, compile=rt.compile)
 
     def step(self, step: int, lr_mult: float) -> Tensor:
         args = self.args

@@ -87,12 +87,13 @@ def training_flops_per_token(knobs: dict) -> tuple[float, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("gpu_check_out"))
+    p.add_argument("--data", type=Path, default=Path("/tmp/gpu_check_data"), help="where the synthetic shards go")
     p.add_argument("--smoke", action="store_true", help="tiny CPU run that checks this script")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     knobs = SMOKE_KNOBS if a.smoke else CHECK_KNOBS
-    data = a.out / "data"
-    make_data(data, train_ids=2_000_000 if a.smoke else 60_000_000, val_ids=50_000 if a.smoke else 4_000_000)
+    data = a.data
+    make_data(data, train_ids=2_000_000 if a.smoke else 60_000_000, val_ids=50_000 if a.smoke else 2_000_000)
     env = {**os.environ, **knobs, "DATA_PATH": str(data), "LOG_DIR": str(a.out), "RUN_ID": "gpu_check"}
     proc = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], env=env, cwd=REPO)
     log = (a.out / "gpu_check.txt").read_text().split("=" * 100 + "\n")[-1].splitlines()
