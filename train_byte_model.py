@@ -251,8 +251,9 @@ class TokenStream:
             ids = ids[: ids.size - self.holdout]
         return ids
 
-    def heldout(self) -> np.ndarray:
-        return load_shard(self.files[-1], self.vocab_size)[-self.holdout:] if self.holdout else np.zeros(0, np.uint16)
+    def heldout(self) -> Tensor:
+        ids = load_shard(self.files[-1], self.vocab_size)[-self.holdout:] if self.holdout else np.zeros(0)
+        return torch.from_numpy(ids.astype(np.int32))
 
     def take(self, n: int) -> np.ndarray:
         chunks = []
@@ -841,17 +842,18 @@ class EvalResult:
 
 
 @torch.inference_mode()
-def evaluate(model: ByteGPT, hidden_fn, stream: np.ndarray, context: int, stride: int, batch_seqs: int,
+def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: int, batch_seqs: int,
              byte_tables: tuple[Tensor, Tensor, Tensor], rt: Runtime) -> EvalResult:
-    """Scores every target of `stream` once; rank r takes the r-th share of the windows. Batches have a
-    fixed shape (padding windows score nothing) so a compiled `hidden_fn` never recompiles, and the
-    head runs only on scored positions."""
+    """Scores every target of the 1-D id tensor `stream` once; rank r takes the r-th share of the
+    windows. Batches have a fixed shape (padding windows score nothing) so a compiled `hidden_fn` never
+    recompiles, and the head runs only on scored positions."""
     started = time.perf_counter()
-    windows = eval_windows(stream.size, context, stride)
+    num_tokens = stream.numel()
+    windows = eval_windows(num_tokens, context, stride)
     mine = np.array_split(windows, rt.world_size)[rt.rank]
-    padded = np.zeros(max(stream.size, context + 1), np.int32)
-    padded[: stream.size] = stream  # positions past the end are never scored; causality keeps them inert
-    tokens = torch.from_numpy(padded).to(rt.device)
+    tokens = stream.to(rt.device, torch.int32)
+    if num_tokens < context + 1:  # shorter than one window: padding is never scored, causality keeps it inert
+        tokens = F.pad(tokens, (0, context + 1 - num_tokens))
     base, space, boundary = (t.to(rt.device) for t in byte_tables)
     positions = np.arange(context)
     offsets = torch.arange(context + 1, device=rt.device)
@@ -878,7 +880,7 @@ def evaluate(model: ByteGPT, hidden_fn, stream: np.ndarray, context: int, stride
     if bytes_total <= 0:
         raise RunError("evaluation stream holds no byte targets")
     return EvalResult(loss_total / scored_total, loss_total / math.log(2) / bytes_total, int(scored_total),
-                      stream.size - 1, int(bytes_total), 1000 * (time.perf_counter() - started))
+                      num_tokens - 1, int(bytes_total), 1000 * (time.perf_counter() - started))
 
 
 # -----------------------------
@@ -1275,16 +1277,18 @@ class Scorer:
 
     def __init__(self, args: Hyperparameters, rt: Runtime, spec: DataSpec):
         self.args, self.rt, self.spec = args, rt, spec
-        self.val = load_eval_stream(spec.val_files, spec.vocab_size)
+        val = load_eval_stream(spec.val_files, spec.vocab_size)
+        self.val_sha256 = hashlib.sha256(val.tobytes()).hexdigest()
+        self.val = torch.from_numpy(val.astype(np.int32)).to(rt.device)  # on the device once, for every eval
         self.byte_tables = byte_count_tables(spec, args.tokenizer_path)
         cap = args.val_sliding_max_tokens
-        self.sliding_val = self.val[:cap] if 0 < cap < self.val.size else self.val
-        self.coverage = "full" if self.sliding_val.size == self.val.size else f"capped_first_{cap}_of_{self.val.size}_tokens"
+        self.sliding_val = self.val[:cap] if 0 < cap < val.size else self.val
+        self.coverage = "full" if self.sliding_val.numel() == val.size else f"capped_first_{cap}_of_{val.size}_tokens"
 
     def hidden_fn(self, model: ByteGPT):
         return torch.compile(model.hidden, dynamic=False, fullgraph=True) if self.rt.compile else model.hidden
 
-    def evaluate(self, model: ByteGPT, hidden_fn, stream: np.ndarray, stride: int) -> EvalResult:
+    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int) -> EvalResult:
         model.eval()
         result = evaluate(model, hidden_fn, stream, self.args.train_seq_len, stride, self.args.eval_batch_seqs,
                           self.byte_tables, self.rt)
@@ -1317,10 +1321,10 @@ def log_projection(rt: Runtime, args: Hyperparameters, model: ByteGPT, code_byte
 
 
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
-                         heldout: np.ndarray) -> tuple[str, dict]:
+                         heldout: Tensor) -> tuple[str, dict]:
     """Picks raw, EMA or SWA weights by BPB on the held-out training slice (never on val)."""
     candidates = averages.candidates()
-    if heldout.size < 2 or len(candidates) == 1:
+    if heldout.numel() < 2 or len(candidates) == 1:
         rt.log("final_weights:raw (no held-out slice or no averages to choose among)")
         return "raw", {}
     scores = {}
@@ -1331,7 +1335,7 @@ def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
         best = min(scores, key=scores.get)
         torch._foreach_copy_(averages.params, candidates[best])
     rt.log(f"final_weights:{best} heldout_bpb " + " ".join(f"{k}:{v:.4f}" for k, v in scores.items())
-           + f" {best}_minus_raw:{scores[best] - scores['raw']:+.4f}")
+           + (f" {best}_minus_raw:{scores[best] - scores['raw']:+.4f}" if best != "raw" else ""))
     return best, scores
 
 
@@ -1407,7 +1411,7 @@ def main() -> int:
     spec = resolve_data(args)
     scorer = Scorer(args, rt, spec)
     rt.log(f"data:{args.data_path} layout:{spec.layout} (from {spec.note}) vocab:{spec.vocab_size} "
-           f"train_shards:{len(spec.train_files)} val_tokens:{scorer.val.size} heldout_tokens:{args.heldout_tokens}")
+           f"train_shards:{len(spec.train_files)} val_tokens:{scorer.val.numel()} heldout_tokens:{args.heldout_tokens}")
     result = (eval_only if args.eval_only else train_and_export)(args, rt, spec, scorer, code)
     artifact_bytes = Path(result["artifact"]).stat().st_size
     total = artifact_bytes + len(code)
@@ -1423,7 +1427,7 @@ def main() -> int:
     private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
     summary = {"run_id": args.run_id, "seed": args.seed, "layout": spec.layout, "device": rt.device.type,
                "device_name": device_name(rt), "world_size": rt.world_size, "iterations": args.iterations, **result,
-               "val_sha256": hashlib.sha256(scorer.val.tobytes()).hexdigest(),
+               "val_sha256": scorer.val_sha256,
                "sliding_stride": args.val_sliding_stride, "context": args.train_seq_len,
                "sliding_full_coverage": scorer.coverage == "full", "artifact_bytes": artifact_bytes,
                "code_bytes": len(code), "total_bytes": total, "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap,

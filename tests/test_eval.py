@@ -65,7 +65,8 @@ def byte_tables(layout: str, tokenizer: str = "", vocab: int = 260):
 
 
 def run_eval(model, stream, stride, tables, rt=None, batch=4):
-    return tbm.evaluate(model.eval(), model.hidden, stream, CONTEXT, stride, batch, tables, rt or cpu_runtime())
+    ids = torch.from_numpy(stream.astype(np.int64))
+    return tbm.evaluate(model.eval(), model.hidden, ids, CONTEXT, stride, batch, tables, rt or cpu_runtime())
 
 
 def random_byte260_stream(n: int, seed: int = 0) -> np.ndarray:
