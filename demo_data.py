@@ -2,10 +2,11 @@
 """Build a small demo dataset with no download: python demo_data.py [--root data/demo]
 
 1. corpus: docstrings and comments of the standard library's .py files -> ROOT/docs_selected.jsonl
-   (the official docs format, one {"text": ...} per line; ~3-4 MB, deterministic for a Python version)
+   (the official docs format, one {"text": ...} per line, shuffled with a fixed seed; ~3-4 MB, deterministic
+   for a Python version)
 2. tokenizer: a 1024-piece SentencePiece BPE with the official Parameter Golf settings
    -> ROOT/tokenizer/demo_1024_bpe.model
-3. sp1024-format shards (BOS before each document; first 10% of documents -> val, the rest -> 2 train
+3. sp1024-format shards (BOS before each document; first 2.5% of documents -> val, the rest -> 2 train
    shards, cut mid-document as the official exporter does) -> ROOT/sp1024/
 4. byte260 shards via convert_to_bytes -> ROOT/bytes/
 
@@ -19,6 +20,7 @@ import ast
 import io
 import json
 import os
+import random
 import shutil
 import sys
 import sysconfig
@@ -69,7 +71,9 @@ def train_tokenizer(texts_or_file, model_prefix, vocab_size: int = 1024, byte_fa
 
 
 def stdlib_documents(max_chars: int = CORPUS_CHARS) -> list[str]:
-    """Every docstring, and each file's comments as one document, in sorted file order."""
+    """Every docstring, and each file's comments as one document, from files in sorted order; then shuffled
+    with a fixed seed, as FineWeb's docs are: in file order, the trainer's sequential loader would see one
+    module's near-identical docstrings batch after batch, and val (the first documents) would be unlike train."""
     root = Path(sysconfig.get_paths()["stdlib"])
     files = sorted(p for p in root.rglob("*.py") if not SKIPPED_STDLIB_DIRS & set(p.relative_to(root).parts))
     docs, chars = [], 0
@@ -88,6 +92,7 @@ def stdlib_documents(max_chars: int = CORPUS_CHARS) -> list[str]:
         chars += sum(map(len, file_docs))
         if chars >= max_chars:
             break
+    random.Random(0).shuffle(docs)
     return docs
 
 

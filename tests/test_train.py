@@ -135,3 +135,16 @@ def test_non_finite_loss_stops_the_run_naming_the_step(dataset, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["error: non-finite train loss at step 1; stopping (try a lower LR or GRAD_CLIP_NORM)"]
     assert not list(tmp_path.glob("*.ptz"))
+
+
+def test_token_mode_trains_on_sp_shards_with_the_baseline_byte_formula(sp_shard_dir, tiny_sp_model, tmp_path):
+    """Side-by-side studies: the same model and loop on sp shards; BPB's bytes come from the tokenizer."""
+    env = {**TINY_ENV, "DATA_PATH": str(sp_shard_dir), "TOKENIZER_PATH": str(tiny_sp_model), "RUN_ID": "tokens",
+           "HELDOUT_TOKENS": "256"}
+    proc = run_trainer(env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "layout:tokens (from TOKENIZER_PATH set and no conversion.json) vocab:384" in proc.stdout
+    summary = final_summary(tmp_path, "tokens")
+    post = summary["post_quant"]
+    assert summary["layout"] == "tokens" and post["sliding_scored_targets"] == post["sliding_targets"]
+    assert post["val_byte_targets"] > 1.5 * post["val_targets"]  # a BPE token is several bytes
