@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from convert_to_bytes import write_shard  # noqa: E402  (numpy only: fine on a bare GPU image)
 PEAK_BF16_TFLOPS = 989.0
 FULL_VAL_BYTE_IDS = 151.6e6  # sp1024 val: 62,021,846 tokens x ~2.443 bytes/token (public baseline logs), + 50k BOS
 MICRO_STEPS = 8  # one GPU: gradient accumulation 8 // WORLD_SIZE
@@ -41,12 +43,6 @@ CHECK_KNOBS = {"ITERATIONS": "100", "WARMUP_STEPS": "2", "WARMDOWN_ITERS": "30",
 SMOKE_KNOBS = {**CHECK_KNOBS, "ITERATIONS": "4", "WARMDOWN_ITERS": "2", "USE_COMPILE": "0", "MODEL_DIM": "64",
                "NUM_LAYERS": "2", "TRAIN_BATCH_TOKENS": "8192", "TRAIN_SEQ_LEN": "256", "VAL_SLIDING_STRIDE": "64",
                "EVAL_BATCH_SEQS": "8", "HELDOUT_TOKENS": "4096", "TRAIN_LOG_EVERY": "1"}
-
-
-def write_shard(path: Path, ids: np.ndarray) -> None:
-    header = np.zeros(256, "<i4")
-    header[:3] = 20240520, 1, ids.size
-    path.write_bytes(header.tobytes() + ids.astype("<u2").tobytes())
 
 
 def stdlib_byte_stream(total: int) -> np.ndarray:
@@ -74,7 +70,6 @@ def make_data(root: Path, train_ids: int, val_ids: int) -> None:
 
 def training_flops_per_token(knobs: dict) -> tuple[float, int]:
     """(FLOPs per trained token by the formula above, matrix parameters) of the model these knobs build."""
-    sys.path.insert(0, str(REPO))
     import train_byte_model as tbm
 
     args = tbm.Hyperparameters(knobs)
