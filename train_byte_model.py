@@ -1,22 +1,24 @@
 """
 Byte-level (tokenizer-free) language model for OpenAI's Parameter Golf, in one file.
 
-The file's own bytes count toward the 16,000,000-byte artifact, so it holds only what a run needs:
-data loading over byte (or sp1024 token) shards, the 13-layer byte transformer, Muon+Adam training
-under torchrun (or one CPU process), exact BPB evaluation, and the int6+zstd artifact.
-Knobs are environment variables; `python train_byte_model.py --help` lists them all.
+Byte shards in, a 16,000,000-byte artifact and an exact bits-per-byte score on all of val out:
+data loader, byte transformer, Muon + Adam under torchrun (or one CPU process), exact sliding-window
+evaluation, int6 artifact. Knobs are environment variables; RECIPE picks a published configuration.
 """
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
+import difflib
 import glob
 import hashlib
 import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +29,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-import zstandard
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -40,65 +41,88 @@ SIZE_CAP_BYTES = 16_000_000  # the challenge's cap: decimal bytes, code + compre
 SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
 BYTE260_FIRST_BYTE_ID = 4  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 EOS, 3 UNK
 
+
+class RunError(Exception):
+    """Bad knob, bad input file or failed run: reported as one line naming the cause, exit status 2."""
+
+
+def require(ok: bool, message: str) -> None:
+    if not ok:
+        raise RunError(message)
+
+
 # -----------------------------
 # HYPERPARAMETERS
 # -----------------------------
-# Every knob is an environment variable (the names the community uses). The type of the default
-# is the knob's type; -1 means "auto" where stated.
+# Every knob is an environment variable with the name the community uses; the type of the default is
+# the knob's type. The defaults are RECIPE=frontier; the other recipes change the knobs they list.
 
 KNOBS = (
     # data and run
     ("DATA_PATH", "./data/datasets/fineweb10B_bytes", "directory of fineweb_{train,val}_*.bin shards"),
     ("DATA_LAYOUT", "auto", "auto (from DATA_PATH/conversion.json) | byte260 | raw256 | tokens"),
-    ("TOKENIZER_PATH", "", "SentencePiece model; token mode (sp1024 shards) needs it for the BPB byte formula"),
+    ("TOKENIZER_PATH", "", "SentencePiece model; token mode (sp1024 shards) needs it for the byte count"),
     ("VOCAB_SIZE", 0, "0 = from the data (260 byte260, 256 raw256, tokenizer size); else must agree"),
-    ("RUN_ID", "", "name of the log/artifact files (default: a random uuid)"),
+    ("RUN_ID", "", "name of the log/artifact files (default: a random uuid, the same on every rank)"),
     ("LOG_DIR", "logs", "where $RUN_ID.txt, the artifact and checkpoints go"),
     ("SEED", 1337, "random seed for initialization"),
+    ("RECIPE", "frontier", "frontier | pr832 | pr705: a published configuration (see the end of --help)"),
     # model
-    ("BLOCK_PATTERN", "", "one letter per layer: A attention, S Mamba2 SSM, G gated linear attention (default: A * NUM_LAYERS)"),
-    ("NUM_LAYERS", 13, "depth when BLOCK_PATTERN is unset"),
+    ("NUM_LAYERS", 13, "transformer blocks"),
     ("MODEL_DIM", 512, "residual width"),
     ("NUM_HEADS", 8, "query heads"),
-    ("NUM_KV_HEADS", 8, "key/value heads (GQA when fewer than NUM_HEADS)"),
+    ("NUM_KV_HEADS", 4, "key/value heads (GQA when fewer than NUM_HEADS)"),
     ("MLP_HIDDEN", 0, "MLP hidden width; 0 = MLP_MULT * MODEL_DIM"),
-    ("MLP_MULT", 2, "MLP expansion when MLP_HIDDEN=0 (2 -> 1024 reproduces the seed's 27.57M params)"),
+    ("MLP_MULT", 2, "MLP expansion when MLP_HIDDEN=0"),
     ("ROPE_BASE", 10000.0, "rotary embedding base"),
+    ("ROPE_DIMS", 16, "head dims that get rotary position (partial RoPE); 0 = all"),
+    ("XSA_LAST_N", 4, "exclusive self-attention in the last N layers (0 = off; more than NUM_LAYERS = all)"),
+    ("LN_SCALE", 1, "1 = scale layer l's normalized block inputs by 1/sqrt(l+1)"),
+    ("ORTHO_INIT", 1, "1 = orthogonal init of the non-zero-initialized matrices of at least 64x64"),
     ("QK_GAIN_INIT", 1.5, "initial per-head query gain"),
     ("LOGIT_SOFTCAP", 30.0, "logits = cap * tanh(logits / cap)"),
     ("TIED_EMBED_INIT_STD", 0.005, "init std of the tied byte embedding"),
     ("SMEAR_GATE", 1, "1 = blend each position with the previous one through a learned per-channel gate"),
-    ("BIGRAM_HASH_BUCKETS", 4096, "hashed (previous, current) byte embedding buckets; 0 = off"),
+    ("BIGRAM_HASH_BUCKETS", 4096, "hashed (previous, current) id embedding buckets; 0 = off"),
     ("BIGRAM_HASH_DIM", 32, "bigram embedding width (projected to MODEL_DIM)"),
-    ("BIGRAM_HASH", "mix", "mix = hash of all bits of both ids | seed = the seed's (prev*256+cur) % buckets"),
+    ("BIGRAM_HASH", "mix", "mix = hash of all bits of both ids | seed = PR #705's (prev*256+cur) % buckets"),
+    ("BIGRAM_INIT_STD", 0.02, "init std of the bigram table (0 = zeros: with its zero projection it stays 0)"),
+    ("BIGRAM_IN_NORM", 1, "1 = RMSNorm(byte + bigram) then SmearGate; 0 = SmearGate(RMSNorm(byte)) + bigram"),
     ("UNET_SKIPS", 1, "1 = U-Net skip connections from encoder to decoder half, with learned weights"),
-    # research options, off by default
+    ("JEPA_CHUNK_SIZE", 8, "chunk-JEPA: bytes per chunk (0 = off)"),
+    ("JEPA_LATENT_DIM", 256, "chunk-JEPA latent and projector width"),
+    ("JEPA_LAMBDA_MAX", 0.001, "chunk-JEPA loss weight at the top of its ramp"),
+    ("JEPA_PHASE1_FRAC", 0.3, "chunk-JEPA weight is 0 for this first fraction of training"),
+    ("JEPA_PHASE2_FRAC", 0.5, "then ramps 0 -> JEPA_LAMBDA_MAX over this fraction, then 0 again"),
+    ("JEPA_SIGREG_WEIGHT", 0.02, "weight of the SIGReg anti-collapse term inside the chunk-JEPA loss"),
+    ("JEPA_LR", 0.001, "Adam learning rate of the chunk-JEPA modules"),
+    # research options (research_options.py; no recipe uses them)
+    ("BLOCK_PATTERN", "", "one letter per layer: A attention, S Mamba2 SSM, G GLA (default: A * NUM_LAYERS)"),
     ("SCAN_CHUNK", 64, "chunk length of the S and G scans, 1..64"),
     ("PATCH_SIZE", 1, "bytes per backbone position (1 = off); must divide TRAIN_SEQ_LEN"),
-    ("PATCH_DECODER", "independent", "independent (earlier patches + offset) | causal_conv (+ the patch's earlier bytes)"),
-    ("JEPA_K", 4, "JEPA predicts the embedding of the byte this far ahead"),
-    ("JEPA_WEIGHT", 0.0, "weight of the JEPA cosine loss (0 = off)"),
+    ("PATCH_DECODER", "independent", "independent (earlier patches + offset) | causal_conv (+ patch bytes so far)"),
     # training
     ("ITERATIONS", 20000, "maximum optimizer steps"),
     ("MAX_WALLCLOCK_SECONDS", 600.0, "training-time cap (0 = none); warmdown is timed against it"),
     ("TRAIN_BATCH_TOKENS", 393216, "tokens per optimizer step, all ranks together"),
     ("TRAIN_SEQ_LEN", 4096, "training context; also the evaluation context"),
-    ("WARMUP_STEPS", 10, "compile-priming steps whose weights and optimizer state are then discarded"),
-    ("WARMDOWN_ITERS", 3500, "linear LR decay over the last this-many steps (estimated from step time)"),
-    ("MATRIX_LR", 0.035, "Muon learning rate for block matrices"),
-    ("TIED_EMBED_LR", 0.05, "Adam learning rate for the byte and bigram embeddings"),
-    ("SCALAR_LR", 0.04, "Adam learning rate for gains, scales, mixes and skip weights"),
+    ("WARMUP_STEPS", 20, "compile-priming steps whose weights and optimizer state are then discarded"),
+    ("WARMDOWN_ITERS", 3000, "linear LR decay over the last this-many steps (estimated from step time)"),
+    ("MATRIX_LR", 0.025, "Muon learning rate for block matrices"),
+    ("TIED_EMBED_LR", 0.035, "Adam learning rate for the byte and bigram embeddings"),
+    ("SCALAR_LR", 0.025, "Adam learning rate for gains, scales, mixes and skip weights"),
     ("MUON_MOMENTUM", 0.99, "Muon momentum after warmup"),
     ("MUON_MOMENTUM_WARMUP_START", 0.92, "Muon momentum at step 0"),
-    ("MUON_MOMENTUM_WARMUP_STEPS", 2500, "steps of linear momentum warmup"),
+    ("MUON_MOMENTUM_WARMUP_STEPS", 1500, "steps of linear momentum warmup"),
     ("MUON_BACKEND_STEPS", 5, "Newton-Schulz iterations"),
     ("MUON_WEIGHT_DECAY", 0.04, "decoupled weight decay on Muon matrices"),
+    ("ADAM_WEIGHT_DECAY", 0.04, "decoupled weight decay on the Adam groups (embeddings and scalars)"),
     ("BETA1", 0.9, "Adam beta1"),
     ("BETA2", 0.95, "Adam beta2"),
     ("ADAM_EPS", 1e-8, "Adam epsilon"),
     ("GRAD_CLIP_NORM", 0.3, "global gradient-norm clip (0 = off)"),
     ("EMA_DECAY", 0.997, "EMA of weights, one update per step (0 = off)"),
-    ("SWA_EVERY", 50, "SWA snapshot period in steps (0 = off)"),
+    ("SWA_EVERY", 0, "SWA snapshot period in steps (0 = off)"),
     ("SWA_LAST_FRAC", 0.5, "SWA averages snapshots over this last fraction of training"),
     ("HELDOUT_TOKENS", 1048576, "tail of the last train shard, never trained on, that picks raw/EMA/SWA"),
     ("USE_COMPILE", -1, "torch.compile: 1 on, 0 off, -1 auto (on for CUDA, off for CPU)"),
@@ -109,52 +133,175 @@ KNOBS = (
     ("VAL_SLIDING_STRIDE", 512, "sliding-window eval stride (TRAIN_SEQ_LEN = non-overlapping)"),
     ("VAL_SLIDING_MAX_TOKENS", 0, "0 = score all of val; else only its first this-many tokens (printed)"),
     ("EVAL_BATCH_SEQS", 32, "windows per evaluation batch per rank"),
-    ("PROJECTED_BITS_PER_PARAM", 4.56, "int6+zstd bits per parameter for the start-up size projection"),
     ("ALLOW_OVER_CAP", 0, "1 = finish with exit 0 even when code + artifact exceed 16,000,000 bytes"),
     ("CHECKPOINT_EVERY", 0, "write a resumable checkpoint every this-many steps (0 = off)"),
     ("RESUME", "", "checkpoint to continue from"),
-    ("EVAL_ONLY", "", "artifact to score on DATA_PATH's val without training"),
+    ("EVAL_ONLY", "", "artifact to score on DATA_PATH's val without training (its context and stride by default)"),
 )
+KNOB_NAMES = tuple(name for name, _, _ in KNOBS)
+
+# Published configurations, as changes to the defaults (RECIPE=frontier).
+RECIPES = {
+    # PR #832's stack (1.1908 full-val sliding, 8xH100): the defaults, with its live bigram table.
+    "frontier": {},
+    # PR #832 as published: its bigram table and projection both start at zero, so they stay zero.
+    "pr832": {"BIGRAM_INIT_STD": 0.0, "ITERATIONS": 9000},
+    # PR #705, the seed: 8/8 heads, full RoPE, no XSA/LN scale/ortho init/JEPA, its LRs, EMA + SWA.
+    "pr705": {"NUM_KV_HEADS": 8, "ROPE_DIMS": 0, "XSA_LAST_N": 0, "LN_SCALE": 0, "ORTHO_INIT": 0,
+              "BIGRAM_HASH": "seed", "BIGRAM_IN_NORM": 0, "JEPA_CHUNK_SIZE": 0, "WARMUP_STEPS": 10,
+              "WARMDOWN_ITERS": 3500, "MATRIX_LR": 0.035, "TIED_EMBED_LR": 0.05, "SCALAR_LR": 0.04,
+              "MUON_MOMENTUM_WARMUP_STEPS": 2500, "ADAM_WEIGHT_DECAY": 0.0, "SWA_EVERY": 50},
+}
+BLOCK_LETTERS = "ASG"  # A attention; S, G research mixers
+PATCH_DECODERS = ("independent", "causal_conv")
+DATA_LAYOUTS = ("auto", "byte260", "raw256", "tokens")
+
+
+def parse_knob(name: str, default, raw):
+    """A knob's value from its environment string (or a recipe's typed value)."""
+    if not isinstance(raw, str) or isinstance(default, str):
+        return raw
+    try:
+        value = float(raw)
+        if isinstance(default, int):
+            require(value == int(value), "")
+            return int(value)
+        return value
+    except (ValueError, RunError):
+        raise RunError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
 
 
 class Hyperparameters:
-    """Knob values read from the environment, as attributes named like the knob in lower case."""
+    """Knob values as lower-case attributes; `source[NAME]` says env, recipe or default."""
 
     def __init__(self, env: dict[str, str] | None = None):
         env = os.environ if env is None else env
+        recipe = env.get("RECIPE", "frontier")
+        require(recipe in RECIPES, f"RECIPE={recipe!r}: want one of {', '.join(RECIPES)}")
+        preset, self.source = RECIPES[recipe], {}
         for name, default, _ in KNOBS:
-            raw = env.get(name)
-            try:
-                value = default if raw is None else type(default)(raw if isinstance(default, str) else float(raw))
-                if raw is not None and isinstance(default, int) and value != float(raw):
-                    raise ValueError
-            except ValueError:
-                raise RunError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
-            setattr(self, name.lower(), value)
-        self.explicit = {name for name, _, _ in KNOBS if name in env}
-        self.run_id = self.run_id or str(uuid.uuid4())
-        if not self.block_pattern:
-            self.block_pattern = "A" * self.num_layers
-        elif "NUM_LAYERS" in self.explicit and len(self.block_pattern) != self.num_layers:
-            raise RunError(f"BLOCK_PATTERN has {len(self.block_pattern)} layers but NUM_LAYERS={self.num_layers}")
+            origin = "env" if name in env else "recipe" if name in preset else "default"
+            raw = env[name] if origin == "env" else preset.get(name, default)
+            setattr(self, name.lower(), parse_knob(name, default, raw))
+            self.source[name] = origin
+        self.block_pattern = self.block_pattern or "A" * self.num_layers
         self.mlp_hidden = self.mlp_hidden or self.mlp_mult * self.model_dim
-        if self.patch_size < 1 or self.train_seq_len % self.patch_size:
-            raise RunError(f"PATCH_SIZE={self.patch_size} must be >= 1 and divide TRAIN_SEQ_LEN={self.train_seq_len}")
-        if not 0 < self.jepa_k < self.train_seq_len or self.jepa_weight < 0:
-            raise RunError(f"JEPA_K={self.jepa_k} must be in 1..TRAIN_SEQ_LEN-1, JEPA_WEIGHT={self.jepa_weight} >= 0")
+        self.head_dim = self.model_dim // max(self.num_heads, 1)
+        self.rope_dims = self.rope_dims or self.head_dim
+        self.validate()
+        self.warnings = [f"warning: {key} is not a knob; did you mean {close[0]}?" for key in sorted(env)
+                         if key not in KNOB_NAMES and key.isupper()
+                         and (close := difflib.get_close_matches(key, KNOB_NAMES, n=1, cutoff=0.85))]
 
-    def items(self):
-        return [(name, getattr(self, name.lower())) for name, _, _ in KNOBS]
+    def validate(self) -> None:
+        """Every knob check, in one place, before anything runs."""
+        require(self.num_layers >= 1 and set(self.block_pattern) <= set(BLOCK_LETTERS),
+                f"BLOCK_PATTERN={self.block_pattern!r}: one letter per layer from {BLOCK_LETTERS}")
+        require(self.source["NUM_LAYERS"] != "env" or len(self.block_pattern) == self.num_layers,
+                f"BLOCK_PATTERN has {len(self.block_pattern)} layers but NUM_LAYERS={self.num_layers}")
+        require(self.num_heads >= 1 and self.model_dim % self.num_heads == 0 and self.head_dim % 2 == 0,
+                f"MODEL_DIM={self.model_dim} / NUM_HEADS={self.num_heads} = {self.model_dim / max(self.num_heads, 1):g}:"
+                " the head size must be an even integer")
+        require(self.num_kv_heads >= 1 and self.num_heads % self.num_kv_heads == 0,
+                f"NUM_HEADS={self.num_heads} is not a multiple of NUM_KV_HEADS={self.num_kv_heads}")
+        require(0 < self.rope_dims <= self.head_dim and self.rope_dims % 2 == 0,
+                f"ROPE_DIMS={self.rope_dims} must be even and at most the head size {self.head_dim}")
+        require(self.xsa_last_n >= 0, f"XSA_LAST_N={self.xsa_last_n} must be >= 0")
+        require(0 <= self.jepa_chunk_size < self.train_seq_len and self.jepa_latent_dim >= 1,
+                f"JEPA_CHUNK_SIZE={self.jepa_chunk_size} must be in 0..TRAIN_SEQ_LEN-1")
+        require(0 <= self.jepa_phase1_frac and 0 <= self.jepa_phase2_frac
+                and self.jepa_phase1_frac + self.jepa_phase2_frac <= 1, "JEPA_PHASE1_FRAC + JEPA_PHASE2_FRAC: 0..1")
+        require(self.bigram_hash in ("mix", "seed"), f"BIGRAM_HASH={self.bigram_hash!r}: want mix or seed")
+        require(self.patch_size >= 1 and self.train_seq_len % self.patch_size == 0,
+                f"PATCH_SIZE={self.patch_size} must be >= 1 and divide TRAIN_SEQ_LEN={self.train_seq_len}")
+        require(self.patch_decoder in PATCH_DECODERS,
+                f"PATCH_DECODER={self.patch_decoder!r}: want one of {', '.join(PATCH_DECODERS)}")
+        require(1 <= self.scan_chunk <= 64, f"SCAN_CHUNK={self.scan_chunk} must be in 1..64")
+        require(self.train_batch_tokens % (8 * self.train_seq_len) == 0 and self.train_batch_tokens > 0,
+                f"TRAIN_BATCH_TOKENS={self.train_batch_tokens} must be a multiple of 8 * TRAIN_SEQ_LEN "
+                f"({8 * self.train_seq_len}): 8 micro-batches of whole sequences per step")
+        require(0 < self.val_sliding_stride <= self.train_seq_len,
+                f"VAL_SLIDING_STRIDE={self.val_sliding_stride} must be in 1..TRAIN_SEQ_LEN={self.train_seq_len}")
+        require(self.data_layout in DATA_LAYOUTS, f"DATA_LAYOUT={self.data_layout!r}: want one of {DATA_LAYOUTS}")
+        require(self.eval_batch_seqs >= 1 and self.iterations >= 0, "EVAL_BATCH_SEQS >= 1 and ITERATIONS >= 0")
+
+    def items(self) -> list[tuple[str, object]]:
+        return [(name, getattr(self, name.lower())) for name in KNOB_NAMES]
 
 
-def print_help() -> None:
-    print(__doc__.strip(), "\n\nKnobs (environment variables), with defaults:\n")
-    for name, default, meaning in KNOBS:
-        print(f"  {name:<28} {default!r:<36} {meaning}")
+def help_text() -> str:
+    lines = [__doc__.strip(), "", "Knobs (environment variables), with defaults (RECIPE=frontier):", ""]
+    lines += [f"  {name:<28} {default!r:<36} {meaning}" for name, default, meaning in KNOBS]
+    lines += ["", "Recipes (what each changes from the defaults):"]
+    lines += [f"  {name:<9} " + (" ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)")
+              for name, preset in RECIPES.items()]
+    return "\n".join(lines)
 
 
-class RunError(Exception):
-    """Bad knob, bad input file or failed run: reported as one line naming the cause, exit status 2."""
+# -----------------------------
+# RUNTIME: DEVICES, RANKS, LOG
+# -----------------------------
+
+@dataclasses.dataclass
+class Runtime:
+    rank: int
+    world_size: int
+    device: torch.device
+    bf16: bool
+    compile: bool
+    log_path: Path | None = None
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def log(self, msg: str, console: bool = True) -> None:
+        if not self.master:
+            return
+        if console:
+            print(msg, flush=True)
+        if self.log_path is not None:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(msg + "\n")
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+
+
+def setup_runtime(args: Hyperparameters) -> Runtime:
+    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    require(world_size >= 1 and 8 % world_size == 0,
+            f"WORLD_SIZE={world_size} must divide 8 (gradient accumulation is 8 // WORLD_SIZE)")
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if world_size > 1:
+        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
+    auto = lambda knob: knob == 1 or (knob == -1 and cuda)  # noqa: E731
+    rt = Runtime(rank, world_size, device, bf16=auto(args.bf16), compile=auto(args.use_compile))
+    run_id = [args.run_id or str(uuid.uuid4())]
+    if rt.distributed:  # every rank must name the same files
+        dist.broadcast_object_list(run_id, src=0)
+    args.run_id = run_id[0]
+    if rt.master:
+        os.makedirs(args.log_dir, exist_ok=True)
+        rt.log_path = Path(args.log_dir) / f"{args.run_id}.txt"
+    return rt
+
+
+def device_name(rt: Runtime) -> str:
+    return torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
 
 
 # -----------------------------
@@ -325,7 +472,8 @@ def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tens
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Everything needed to rebuild the model; stored in the artifact header."""
+    """Everything needed to rebuild the model; stored in the artifact header. Field names are the
+    lower-case knob names, so a config is built from the knobs by name."""
 
     vocab_size: int
     block_pattern: str
@@ -334,66 +482,76 @@ class ModelConfig:
     num_kv_heads: int
     mlp_hidden: int
     rope_base: float
+    rope_dims: int
+    xsa_last_n: int
+    ln_scale: int
+    ortho_init: int
     qk_gain_init: float
     logit_softcap: float
     tied_embed_init_std: float
-    smear_gate: bool
-    bigram_buckets: int
-    bigram_dim: int
+    smear_gate: int
+    bigram_hash_buckets: int
+    bigram_hash_dim: int
     bigram_hash: str
-    unet_skips: bool
-    # research options; defaults = off, so older artifacts load
-    scan_chunk: int = 64
-    patch_size: int = 1
-    patch_decoder: str = "independent"
-    jepa_k: int = 4
-    jepa_weight: float = 0.0
+    bigram_init_std: float
+    bigram_in_norm: int
+    unet_skips: int
+    jepa_chunk_size: int
+    jepa_latent_dim: int
+    jepa_sigreg_weight: float
+    scan_chunk: int
+    patch_size: int
+    patch_decoder: str
 
     @classmethod
     def from_hparams(cls, args: Hyperparameters, vocab_size: int) -> ModelConfig:
-        return cls(
-            vocab_size, args.block_pattern, args.model_dim, args.num_heads, args.num_kv_heads, args.mlp_hidden,
-            args.rope_base, args.qk_gain_init, args.logit_softcap, args.tied_embed_init_std,
-            bool(args.smear_gate), args.bigram_hash_buckets, args.bigram_hash_dim, args.bigram_hash,
-            bool(args.unet_skips), args.scan_chunk, args.patch_size, args.patch_decoder, args.jepa_k, args.jepa_weight)
+        return cls(vocab_size=vocab_size, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)[1:]})
 
 
 class CastedLinear(nn.Linear):
     # Weights stay fp32 for optimizer quality; autocast runs the matmul in bf16 on GPU.
     def __init__(self, in_features: int, out_features: int, zero_init: bool = False):
         super().__init__(in_features, out_features, bias=False)
+        self.zero_init = zero_init
         if zero_init:
             nn.init.zeros_(self.weight)
 
 
-def rotary(x: Tensor, base: float) -> Tensor:
-    """Rotary position embedding on (batch, time, heads, head_dim)."""
-    half = x.size(-1) // 2
+def rotary(x: Tensor, base: float, dims: int) -> Tensor:
+    """Rotary position embedding on the first `dims` of the head dims of (batch, time, heads, head_dim)."""
+    half = dims // 2
     inv_freq = base ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
     angles = torch.outer(torch.arange(x.size(1), device=x.device, dtype=torch.float32), inv_freq)
     cos, sin = angles.cos()[None, :, None, :].to(x.dtype), angles.sin()[None, :, None, :].to(x.dtype)
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
+    x1, x2, rest = x[..., :half], x[..., half:dims], x[..., dims:]
+    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """(batch, time, heads, head_dim) in and out; FA3 on GPU when installed, else PyTorch SDPA."""
+    """(batch, time, heads, head_dim) in and out, fewer k/v heads allowed; FA3 on GPU when installed."""
     if fa3_attention is not None and q.is_cuda:
         out = fa3_attention(q, k, v, causal=True)
         return out[0] if isinstance(out, tuple) else out
     y = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True,
-        enable_gqa=k.size(2) != q.size(2))
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
 
 
+def exclude_own_value(y: Tensor, v: Tensor) -> Tensor:
+    """XSA: removes from each head's output its component along the value vector of its own position
+    (the head's KV group's), so attention carries only what the position does not already hold."""
+    bsz, seqlen, heads, head_dim = y.shape
+    y = y.view(bsz, seqlen, v.size(2), heads // v.size(2), head_dim)
+    unit = F.normalize(v, dim=-1).unsqueeze(3)
+    return (y - (y * unit).sum(-1, keepdim=True) * unit).view(bsz, seqlen, heads, head_dim)
+
+
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
-        if cfg.model_dim % cfg.num_heads or cfg.num_heads % cfg.num_kv_heads:
-            raise RunError("MODEL_DIM must divide by NUM_HEADS, and NUM_HEADS by NUM_KV_HEADS")
         self.num_heads, self.num_kv_heads = cfg.num_heads, cfg.num_kv_heads
-        self.head_dim, self.rope_base = cfg.model_dim // cfg.num_heads, cfg.rope_base
+        self.head_dim, self.rope_base, self.rope_dims = cfg.model_dim // cfg.num_heads, cfg.rope_base, cfg.rope_dims
+        self.xsa = layer >= len(cfg.block_pattern) - cfg.xsa_last_n
         kv_dim = cfg.num_kv_heads * self.head_dim
         self.c_q = CastedLinear(cfg.model_dim, cfg.model_dim)
         self.c_k = CastedLinear(cfg.model_dim, kv_dim)
@@ -407,9 +565,12 @@ class CausalSelfAttention(nn.Module):
         # RMS-normed q and k; cast back to the matmul dtype so the attention kernel runs in bf16.
         q = F.rms_norm(self.c_q(x).view(bsz, seqlen, self.num_heads, self.head_dim), (self.head_dim,))
         k = F.rms_norm(self.c_k(x).view(bsz, seqlen, self.num_kv_heads, self.head_dim), (self.head_dim,))
-        q = (rotary(q, self.rope_base) * self.q_gain[None, None, :, None]).to(v.dtype)
-        k = rotary(k, self.rope_base).to(v.dtype)
-        return self.proj(causal_attention(q, k, v).reshape(bsz, seqlen, dim))
+        q = (rotary(q, self.rope_base, self.rope_dims) * self.q_gain[None, None, :, None]).to(v.dtype)
+        k = rotary(k, self.rope_base, self.rope_dims).to(v.dtype)
+        y = causal_attention(q, k, v)
+        if self.xsa:
+            y = exclude_own_value(y, v)
+        return self.proj(y.reshape(bsz, seqlen, dim))
 
 
 class MLP(nn.Module):
@@ -424,21 +585,23 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: a sequence mixer (attention by default) and an MLP, each with a learned
-    per-channel output scale, after a learned mix of the stream with the first layer's input."""
+    """Pre-norm residual block: a sequence mixer (attention) and an MLP, each with a learned per-channel
+    output scale, after a learned mix of the stream with the first layer's input. With LN_SCALE the
+    normalized inputs of layer l are scaled by 1/sqrt(l+1), so deeper layers start as smaller updates."""
 
-    def __init__(self, cfg: ModelConfig, mixer: nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int, mixer: nn.Module):
         super().__init__()
         dim = cfg.model_dim
         self.attn, self.mlp = mixer, MLP(cfg)
         self.attn_scale = nn.Parameter(torch.ones(dim))
         self.mlp_scale = nn.Parameter(torch.ones(dim))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))))
+        self.input_scale = (layer + 1) ** -0.5 if cfg.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor) -> Tensor:
         x = self.resid_mix[0] * x + self.resid_mix[1] * x0
-        x = x + self.attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)))
-        return x + self.mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)))
+        x = x + self.attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
+        return x + self.mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
 
 
 class SmearGate(nn.Module):
@@ -457,16 +620,14 @@ class BigramHash(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.vocab_size, self.buckets, self.hash = cfg.vocab_size, cfg.bigram_buckets, cfg.bigram_hash
-        if self.hash not in ("mix", "seed"):
-            raise RunError(f"BIGRAM_HASH={self.hash!r}: want mix or seed")
-        self.embed = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim)
-        nn.init.normal_(self.embed.weight, std=0.02)
-        self.proj = CastedLinear(cfg.bigram_dim, cfg.model_dim, zero_init=True)
+        self.vocab_size, self.buckets, self.hash = cfg.vocab_size, cfg.bigram_hash_buckets, cfg.bigram_hash
+        self.embed = nn.Embedding(cfg.bigram_hash_buckets, cfg.bigram_hash_dim)
+        nn.init.normal_(self.embed.weight, std=cfg.bigram_init_std)
+        self.proj = CastedLinear(cfg.bigram_hash_dim, cfg.model_dim, zero_init=True)
 
     def bucket_ids(self, ids: Tensor) -> Tensor:
         prev = F.pad(ids[:, :-1], (1, 0))  # id 0 stands before the first position
-        if self.hash == "seed":  # the seed's hash: only the low bits of prev reach the bucket
+        if self.hash == "seed":  # PR #705's hash: only the low bits of prev reach the bucket
             return (prev * 256 + ids) % self.buckets
         # Multiplicative (Fibonacci) hashing: the high half of the 32-bit product, which depends on
         # every bit of the pair, scaled to [0, buckets).
@@ -477,34 +638,84 @@ class BigramHash(nn.Module):
         return self.proj(self.embed(self.bucket_ids(ids)))
 
 
-BLOCK_MIXERS = {"A": CausalSelfAttention}  # BLOCK_PATTERN letter -> sequence mixer
+SIGREG_KNOTS = torch.linspace(0.2, 3.0, 17)
+SIGREG_PROJECTIONS = 256
 
 
-class ByteGPT(nn.Module):
-    """Tied byte embedding -> RMSNorm -> SmearGate -> + bigram hash -> blocks with U-Net skips
-    -> RMSNorm -> tied head with logit softcap."""
+def sigreg(z: Tensor, directions: Tensor) -> Tensor:
+    """Epps-Pulley statistic of standardized latents against N(0, 1) along fixed random directions:
+    the squared distance of the empirical characteristic function from exp(-t^2 / 2) at the knots."""
+    z = (z - z.mean(0)) / z.std(0, correction=0).clamp_min(1e-6)
+    t = SIGREG_KNOTS.to(z.device)
+    projected = (z @ directions)[..., None] * t
+    return ((projected.cos().mean(0) - torch.exp(-0.5 * t**2)).square() + projected.sin().mean(0).square()).mean()
+
+
+class ChunkJepa(nn.Module):
+    """Chunk-level latent prediction (PR #832). The final hidden states (detached) are mean-pooled per
+    chunk of JEPA_CHUNK_SIZE bytes and projected to a latent; a predictor maps chunk c-1's latent (a
+    learned start vector for chunk 0) to a prediction of chunk c's, which a zero-initialized projection
+    adds to the residual stream of chunk c's positions. Every position of chunk c has seen all of
+    chunk c-1, so nothing reads ahead. Its loss (MSE to the detached latent + SIGReg against collapse)
+    trains only the projector and predictor; the injection learns from the byte loss."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        unknown = sorted(set(cfg.block_pattern) - set(BLOCK_MIXERS))
-        if unknown or not cfg.block_pattern:
-            raise RunError(f"BLOCK_PATTERN={cfg.block_pattern!r}: unknown letters {unknown}; known {sorted(BLOCK_MIXERS)}")
+        dim, latent = cfg.model_dim, cfg.jepa_latent_dim
+        self.chunk, self.sigreg_weight = cfg.jepa_chunk_size, cfg.jepa_sigreg_weight
+        norm = lambda: nn.RMSNorm(latent, elementwise_affine=False)  # noqa: E731
+        self.project = nn.Sequential(CastedLinear(dim, latent), norm(), nn.SiLU(), CastedLinear(latent, latent))
+        self.predict = nn.Sequential(CastedLinear(latent, latent), norm(), nn.SiLU(), CastedLinear(latent, latent))
+        self.start = nn.Parameter(torch.randn(latent) * 0.02)
+        self.inject = CastedLinear(latent, dim, zero_init=True)
+        self.register_buffer("directions", F.normalize(torch.randn(latent, SIGREG_PROJECTIONS), dim=0),
+                             persistent=False)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(x plus the injected predictions, the JEPA loss). A partial last chunk gets its prediction
+        too, so no position's output depends on how many positions follow it."""
+        bsz, seqlen, dim = x.shape
+        chunks = seqlen // self.chunk  # complete chunks: the ones with a latent
+        pooled = x[:, : chunks * self.chunk].detach().view(bsz, chunks, self.chunk, dim).mean(2)
+        latents = self.project(pooled)
+        previous = torch.cat((self.start.to(latents.dtype).expand(bsz, 1, -1), latents), dim=1)
+        predicted = self.predict(previous[:, : -(-seqlen // self.chunk)])
+        x = x + self.inject(predicted.detach()).repeat_interleave(self.chunk, dim=1)[:, :seqlen]
+        if chunks == 0:  # shorter than one chunk (only in tests): nothing to predict
+            return x, x.new_zeros(())
+        dtype = self.directions.dtype  # fp32 under autocast: the cosines need it
+        loss = F.mse_loss(predicted[:, :chunks].to(dtype), latents.detach().to(dtype))
+        return x, loss + self.sigreg_weight * sigreg(latents.flatten(0, 1).to(dtype), self.directions)
+
+
+class ByteGPT(nn.Module):
+    """Tied byte embedding (+ hashed bigram) -> RMSNorm -> SmearGate -> blocks with U-Net skips
+    -> chunk-JEPA injection -> RMSNorm -> tied head with logit softcap."""
+
+    def __init__(self, cfg: ModelConfig, mixers: dict | None = None):
+        super().__init__()
+        mixers = mixers or {"A": CausalSelfAttention}
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
         nn.init.normal_(self.tok_emb.weight, std=cfg.tied_embed_init_std)
         self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else nn.Identity()
-        self.bigram = BigramHash(cfg) if cfg.bigram_buckets else None
-        self.blocks = nn.ModuleList(Block(cfg, BLOCK_MIXERS[letter](cfg)) for letter in cfg.block_pattern)
+        self.bigram = BigramHash(cfg) if cfg.bigram_hash_buckets else None
+        self.blocks = nn.ModuleList(Block(cfg, i, mixers[letter](cfg, i)) for i, letter in enumerate(cfg.block_pattern))
         self.num_encoder_layers = len(self.blocks) // 2
         num_skips = min(self.num_encoder_layers, len(self.blocks) - self.num_encoder_layers) if cfg.unet_skips else 0
         self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
-
-    def hidden(self, ids: Tensor) -> Tensor:
-        return self.trunk(self.embed(ids))
+        self.jepa = ChunkJepa(cfg) if cfg.jepa_chunk_size else None
+        if cfg.ortho_init:  # output projections are zero-initialized, so PR #832's 1/sqrt(2L) scale has no effect
+            for m in self.modules():
+                if isinstance(m, CastedLinear) and not m.zero_init and min(m.weight.shape) >= 64:
+                    nn.init.orthogonal_(m.weight)
 
     def embed(self, ids: Tensor) -> Tensor:
-        x = self.smear(F.rms_norm(self.tok_emb(ids), (self.cfg.model_dim,)))
-        return x + self.bigram(ids) if self.bigram is not None else x
+        x, dim = self.tok_emb(ids), (self.cfg.model_dim,)
+        bigram = self.bigram(ids) if self.bigram is not None else 0
+        if self.cfg.bigram_in_norm:
+            return self.smear(F.rms_norm(x + bigram, dim))
+        return self.smear(F.rms_norm(x, dim)) + bigram
 
     def trunk(self, x: Tensor) -> Tensor:
         x0, skips = x, []
@@ -515,216 +726,45 @@ class ByteGPT(nn.Module):
             x = block(x, x0)
             if i < len(self.skip_weights):
                 skips.append(x)
-        return F.rms_norm(x, (self.cfg.model_dim,))
+        return x
+
+    def final_hidden(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(the residual stream after the chunk-JEPA injection, normalized; the auxiliary loss, else 0)."""
+        aux = torch.zeros((), device=x.device)
+        if self.jepa is not None:
+            x, aux = self.jepa(x)
+        return F.rms_norm(x, (self.cfg.model_dim,)), aux
+
+    def hidden_and_aux(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        return self.final_hidden(self.trunk(self.embed(ids)))
+
+    def hidden(self, ids: Tensor) -> Tensor:
+        return self.hidden_and_aux(ids)[0]
 
     def logits(self, hidden: Tensor) -> Tensor:
         cap = self.cfg.logit_softcap
         return cap * torch.tanh(F.linear(hidden, self.tok_emb.weight.to(hidden.dtype)).float() / cap)
 
-    def forward(self, ids: Tensor, targets: Tensor) -> Tensor:
-        """Mean cross-entropy (nats) over all positions."""
-        logits = self.logits(self.hidden(ids))
-        return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-
-    def log_fields(self) -> str:
-        """Extra fields for train-loss log lines."""
-        return ""
+    def forward(self, ids: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """(mean cross-entropy in nats over all positions, auxiliary loss)."""
+        hidden, aux = self.hidden_and_aux(ids)
+        return F.cross_entropy(self.logits(hidden).flatten(0, 1), targets.flatten()), aux
 
 
-def parameter_report(model: ByteGPT, bits_per_param: float) -> list[str]:
-    """Parameters and projected bytes per component; S and G mixers on their own lines."""
-    groups: dict[str, int] = {}
-    for name, p in model.named_parameters():
-        key, *rest = name.split(".")
-        if key == "blocks" and rest[1] == "attn" and model.cfg.block_pattern[int(rest[0])] != "A":
-            key = f"blocks_{model.cfg.block_pattern[int(rest[0])]}_mixers"
-        groups[key] = groups.get(key, 0) + p.numel()
-    return [f"model_params:{sum(groups.values())}"] + [
-        f"  params.{k}:{v} projected_bytes:{int(v * bits_per_param / 8)}" for k, v in groups.items()]
+def needs_research_module(config) -> bool:
+    """Mixer letters other than A, or byte patching: models that research_options.py builds."""
+    return bool(config.block_pattern.strip("A")) or config.patch_size > 1
 
 
-# -----------------------------
-# RESEARCH OPTIONS
-# -----------------------------
-# The seed's study as switches, all off by default: BLOCK_PATTERN letters S (Mamba2-style SSM) and G
-# (gated linear attention), byte patching and a JEPA loss. build_model() picks the class once.
+def research_module():
+    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module it imports is this one
+    import research_options
 
-def causal_depthwise_conv(x: Tensor, taps: Tensor, mask: Tensor | None = None) -> Tensor:
-    """y_t = sum_i taps[i] * x_{t-i} on (batch, time, channels); mask (time, taps) drops taps."""
-    y = torch.zeros_like(x)
-    for i in range(taps.size(0)):
-        term = F.pad(x[:, : x.size(1) - i], (0, 0, i, 0)) * taps[i].to(x.dtype)
-        y = y + (term if mask is None else term * mask[:, i, None])
-    return y
-
-
-def chunked_scan(q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor, chunk: int) -> Tensor:
-    """o_t = S_t^T q_t, S_t = diag(exp(log_decay_t)) S_{t-1} + k_t v_t^T on (batch, time, heads, dim), all
-    chunks at once. log_decay (<= 0, fp32) is per key channel, or per head (last dim 1). In a chunk a
-    per-head decay uses exact exp(cum_t - cum_s); a per-channel one q e^cum . k e^-cum, in fp32/bf16 range
-    while a chunk's total log decay is > -80. Across chunks every exponent is <= 0."""
-    bsz, seqlen, heads, _ = v.shape
-
-    def split(t: Tensor) -> Tensor:  # (B, T, H, X) -> (B, H, chunks, chunk, X); zero padding decays nothing
-        t = F.pad(t, (0, 0, 0, 0, 0, -seqlen % chunk))
-        return t.view(bsz, -1, chunk, heads, t.size(-1)).permute(0, 3, 1, 2, 4)
-
-    q, k, v, cum = split(q), split(k), split(v), split(log_decay).cumsum(3)
-    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=v.device).tril()
-    if cum.size(-1) == 1:
-        scores = q @ k.transpose(3, 4) * (cum - cum.transpose(3, 4)).masked_fill(~causal, -math.inf).exp()
-    else:
-        scores = ((q * cum.exp()) @ (k * (-cum).exp()).transpose(3, 4)).masked_fill(~causal, 0)
-    total = cum[:, :, :, -1]  # each chunk's log decay
-    states = (k * (total[:, :, :, None] - cum).exp()).transpose(3, 4) @ v  # each chunk's own state at its end
-    through = total.cumsum(2)
-    before = F.pad(through[:, :, :-1], (0, 0, 1, 0))  # not through - total, whose rounding reaches back a chunk
-    earlier = torch.ones(through.size(2), through.size(2), dtype=torch.bool, device=v.device).tril(-1)
-    weights = (before[:, :, :, None] - through[:, :, None]).masked_fill(~earlier[..., None], -math.inf).exp()
-    entering = torch.einsum("bhcdk,bhdkv->bhckv", weights.expand(*weights.shape[:4], k.size(-1)).to(v.dtype), states)
-    out = scores.to(v.dtype) @ v + (q * cum.exp()).to(v.dtype) @ entering
-    return out.permute(0, 2, 3, 1, 4).reshape(bsz, -1, heads, v.size(-1))[:, :seqlen]
-
-
-class ScanMixer(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        if cfg.model_dim % (2 * cfg.num_heads) or not 1 <= cfg.scan_chunk <= 64:
-            raise RunError(f"S/G need MODEL_DIM divisible by 2 * NUM_HEADS and SCAN_CHUNK={cfg.scan_chunk} in 1..64")
-        self.heads, self.head_dim, self.chunk = cfg.num_heads, cfg.model_dim // cfg.num_heads, cfg.scan_chunk
-
-
-class SelectiveSSM(ScanMixer):
-    """Mamba2-style (expand 1, one B/C group, state dim = head dim; Mamba names): x, B, C through a 4-tap
-    causal conv and SiLU; head h decays by exp(-exp(A_log[h]) dt_t); y = scan(C, dt B, x) + D x, gated by silu(z)."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg)
-        dim, self.state_dim = cfg.model_dim, self.head_dim
-        self.in_proj = CastedLinear(dim, 2 * dim + 2 * self.state_dim + self.heads)  # z, x, B, C, dt
-        self.conv = nn.Parameter(torch.empty(4, dim + 2 * self.state_dim).uniform_(-0.5, 0.5))  # 1/sqrt(taps)
-        dt = torch.logspace(-3, -1, self.heads)  # Mamba2's initial dt range
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_log = nn.Parameter(torch.log(torch.linspace(1, 16, self.heads)))
-        self.D = nn.Parameter(torch.ones(self.heads))
-        self.proj = CastedLinear(dim, dim, zero_init=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        bsz, seqlen, dim = x.shape
-        z, xbc, dt = self.in_proj(x).split([dim, dim + 2 * self.state_dim, self.heads], dim=-1)
-        xs, b, c = F.silu(causal_depthwise_conv(xbc, self.conv)).split([dim, self.state_dim, self.state_dim], dim=-1)
-        dt = F.softplus(dt + self.dt_bias)  # fp32 (dt_bias is), as the decay needs
-        xs = xs.view(bsz, seqlen, self.heads, self.head_dim)
-        per_head = lambda t: t[:, :, None].expand(-1, -1, self.heads, -1)  # noqa: E731
-        y = chunked_scan(per_head(c), per_head(b) * dt[..., None], xs, (-self.A_log.exp() * dt)[..., None], self.chunk)
-        y = (y + self.D[:, None].to(y.dtype) * xs).reshape(bsz, seqlen, dim)
-        return self.proj(F.rms_norm(y * F.silu(z), (dim,)))
-
-
-class GatedLinearAttention(ScanMixer):
-    """GLA (Yang et al., 2023): key dim = head dim / 2; per key channel decay sigmoid(g)^(1/16), floored at
-    1/e so a 64-step chunk stays in range; per-head RMS-normed output gated by silu(r)."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg)
-        dim, keys = cfg.model_dim, cfg.model_dim // 2
-        self.c_q, self.c_k, self.c_gate = CastedLinear(dim, keys), CastedLinear(dim, keys), CastedLinear(dim, keys)
-        self.gate_bias = nn.Parameter(torch.zeros(keys))  # fp32: the decay is fp32 under autocast
-        self.c_v, self.c_out_gate = CastedLinear(dim, dim), CastedLinear(dim, dim)
-        self.proj = CastedLinear(dim, dim, zero_init=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        bsz, seqlen, dim = x.shape
-        per_head = lambda t: t.view(bsz, seqlen, self.heads, -1)  # noqa: E731
-        log_decay = (F.logsigmoid(self.c_gate(x) + self.gate_bias) / 16).clamp_min(-1.0)
-        q = per_head(self.c_q(x)) * (self.head_dim // 2) ** -0.5
-        o = chunked_scan(q, per_head(self.c_k(x)), per_head(self.c_v(x)), per_head(log_decay), self.chunk)
-        return self.proj(F.rms_norm(o, (self.head_dim,)).reshape(bsz, seqlen, dim) * F.silu(self.c_out_gate(x)))
-
-
-BLOCK_MIXERS.update(S=SelectiveSSM, G=GatedLinearAttention)
-PATCH_DECODERS = ("independent", "causal_conv")
-
-
-class PatchCodec(nn.Module):
-    """A strided encoder makes each K bytes one backbone position. Position t predicts byte u = t + 1 of
-    patch u // K from the backbone output of the patches before it (a learned start for patch 0), a learned
-    embedding of u's offset and, for causal_conv, a causal conv over that patch's bytes before u; then an MLP."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        if cfg.patch_decoder not in PATCH_DECODERS:
-            raise RunError(f"PATCH_DECODER={cfg.patch_decoder!r}: want one of {', '.join(PATCH_DECODERS)}")
-        self.size, dim = cfg.patch_size, cfg.model_dim
-        self.encoder = CastedLinear(self.size * dim, dim)
-        self.start = nn.Parameter(torch.zeros(dim))
-        self.offsets = nn.Parameter(torch.zeros(self.size, dim))
-        self.taps = nn.Parameter(torch.zeros(self.size - 1, dim)) if cfg.patch_decoder == "causal_conv" else None
-        self.decoder = MLP(cfg)
-
-    def encode(self, x: Tensor) -> Tensor:
-        if x.size(1) % self.size:
-            raise RunError(f"sequence length {x.size(1)} does not divide by PATCH_SIZE={self.size}")
-        return self.encoder(x.reshape(x.size(0), -1, self.size * x.size(2)))
-
-    def decode(self, x: Tensor, patches: Tensor) -> Tensor:
-        bsz, seqlen, dim = x.shape
-        shifted = torch.cat((self.start.to(patches.dtype).expand(bsz, 1, dim), patches), dim=1)
-        state = shifted.repeat_interleave(self.size, dim=1)[:, 1 : seqlen + 1]
-        seen = torch.arange(1, seqlen + 1, device=x.device) % self.size  # bytes of u's patch before u
-        state = state + self.offsets[seen].to(state.dtype)
-        if self.taps is not None:  # tap i reads x_{t-i}, in u's patch while i < seen
-            own_patch = torch.arange(self.size - 1, device=x.device) < seen[:, None]
-            state = state + causal_depthwise_conv(x, self.taps, own_patch.to(x.dtype))
-        return state + self.decoder(F.rms_norm(state, (dim,)))
-
-
-class PatchedByteGPT(ByteGPT):
-    """Blocks run on patches of PATCH_SIZE bytes (from each window's start); hidden and logits stay per byte."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg)
-        self.patch = PatchCodec(cfg)
-
-    def hidden(self, ids: Tensor) -> Tensor:
-        x = self.embed(ids)
-        return F.rms_norm(self.patch.decode(x, self.trunk(self.patch.encode(x))), (self.cfg.model_dim,))
-
-
-class JepaLoss:
-    """Mixin: a CastedLinear predicts from the hidden state at t the (stop-gradient) embedding of the byte
-    JEPA_K ahead; aux = 1 - cosine similarity; forward returns CE + JEPA_WEIGHT * aux. aux goes to the log
-    through a non-persistent buffer: the compiled graph stays whole, no second forward, nothing saved."""
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__(cfg)
-        self.jepa = CastedLinear(cfg.model_dim, cfg.model_dim)
-        self.register_buffer("jepa_loss", torch.zeros(()), persistent=False)
-
-    def forward(self, ids: Tensor, targets: Tensor) -> Tensor:
-        hidden, ahead = self.hidden(ids), self.cfg.jepa_k
-        wanted = self.tok_emb(targets[:, ahead - 1 :]).detach()  # targets[t + K - 1]: the byte K ahead of t
-        predicted = self.jepa(hidden[:, : hidden.size(1) - ahead + 1])
-        aux = 1 - F.cosine_similarity(predicted.float(), wanted.float(), dim=-1).mean()
-        self.jepa_loss.copy_(aux.detach())
-        return F.cross_entropy(self.logits(hidden).flatten(0, 1), targets.flatten()) + self.cfg.jepa_weight * aux
-
-    def log_fields(self) -> str:
-        return f" jepa_loss:{self.jepa_loss.item():.4f}"  # rank 0's last micro-batch
-
-
-class JepaByteGPT(JepaLoss, ByteGPT):
-    pass
-
-
-class JepaPatchedByteGPT(JepaLoss, PatchedByteGPT):
-    pass
+    return research_options
 
 
 def build_model(cfg: ModelConfig) -> ByteGPT:
-    if cfg.jepa_weight > 0:
-        return (JepaPatchedByteGPT if cfg.patch_size > 1 else JepaByteGPT)(cfg)
-    return (PatchedByteGPT if cfg.patch_size > 1 else ByteGPT)(cfg)
+    return research_module().build_model(cfg) if needs_research_module(cfg) else ByteGPT(cfg)
 
 
 # -----------------------------
@@ -783,23 +823,28 @@ class Muon(torch.optim.Optimizer):
                 offset += p.numel()
 
 
-def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list[torch.optim.Optimizer], Muon]:
-    """Muon for every CastedLinear matrix (blocks, bigram projection); Adam for the embeddings
-    (byte and bigram tables) and for every vector, gain, mix and skip weight."""
+def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list, Muon]:
+    """Muon for every CastedLinear matrix of the blocks and the bigram projection; Adam (decoupled
+    weight decay) for the embeddings and for every vector, gain, mix and skip weight; the chunk-JEPA
+    modules have an Adam of their own, without weight decay, as in PR #832."""
+    jepa = list(model.jepa.parameters()) if model.jepa is not None else []
     embeddings = [model.tok_emb.weight] + ([model.bigram.embed.weight] if model.bigram is not None else [])
-    matrices = [m.weight for m in model.modules() if isinstance(m, CastedLinear)]
-    taken = {id(p) for p in embeddings + matrices}
+    taken = {id(p) for p in jepa + embeddings}
+    matrices = [m.weight for m in model.modules() if isinstance(m, CastedLinear) and id(m.weight) not in taken]
+    taken |= {id(p) for p in matrices}
     scalars = [p for p in model.parameters() if id(p) not in taken]
 
-    def adam(params: list[Tensor], lr: float) -> torch.optim.Adam:
-        return torch.optim.Adam([{"params": params, "lr": lr, "base_lr": lr}], betas=(args.beta1, args.beta2),
-                                eps=args.adam_eps, fused=params[0].is_cuda)
+    def adam(params: list[Tensor], lr: float, weight_decay: float) -> torch.optim.AdamW:
+        return torch.optim.AdamW([{"params": params, "lr": lr, "base_lr": lr}], betas=(args.beta1, args.beta2),
+                                 eps=args.adam_eps, weight_decay=weight_decay, fused=params[0].is_cuda)
 
     muon = Muon(matrices, args.matrix_lr, args.muon_momentum, args.muon_backend_steps, args.muon_weight_decay,
                 torch.compile(newton_schulz) if compile else newton_schulz)
     for group in muon.param_groups:
         group["base_lr"] = args.matrix_lr
-    return [adam(embeddings, args.tied_embed_lr), muon, adam(scalars, args.scalar_lr)], muon
+    optimizers = [adam(embeddings, args.tied_embed_lr, args.adam_weight_decay), muon,
+                  adam(scalars, args.scalar_lr, args.adam_weight_decay)]
+    return optimizers + ([adam(jepa, args.jepa_lr, 0.0)] if jepa else []), muon
 
 
 # -----------------------------
@@ -813,12 +858,10 @@ def eval_windows(num_tokens: int, context: int, stride: int) -> np.ndarray:
     """Rows (start, lo, hi): a window reads stream[start : start + context], its position p predicts
     stream[start + p + 1], and positions lo..hi-1 are scored. The first window scores all its positions,
     each later one only those no earlier window scored (its last `stride`, fewer at the tail), so the
-    windows score targets 1..num_tokens-1 exactly once."""
+    windows score targets 1..num_tokens-1 exactly once, in stream order."""
     targets = num_tokens - 1
-    if targets < 1:
-        raise RunError(f"evaluation stream has {num_tokens} tokens; need at least 2")
-    if not 0 < stride <= context:
-        raise RunError(f"VAL_SLIDING_STRIDE={stride} must be in 1..TRAIN_SEQ_LEN={context}")
+    require(targets >= 1, f"evaluation stream has {num_tokens} tokens; need at least 2")
+    require(0 < stride <= context, f"VAL_SLIDING_STRIDE={stride} must be in 1..TRAIN_SEQ_LEN={context}")
     if targets <= context:
         return np.array([[0, 0, targets]])
     starts = np.arange(0, targets - context + 1, stride)
@@ -831,6 +874,41 @@ def eval_windows(num_tokens: int, context: int, stride: int) -> np.ndarray:
     return windows
 
 
+def target_range(windows: np.ndarray) -> tuple[int, int]:
+    """The targets [first, last) that a run of consecutive windows scores."""
+    if not len(windows):
+        return 0, 0
+    return int(windows[0, 0] + windows[0, 1] + 1), int(windows[-1, 0] + windows[-1, 2] + 1)
+
+
+@torch.inference_mode()
+def score_windows(model: ByteGPT, hidden_fn, tokens: Tensor, windows: np.ndarray, context: int, batch_seqs: int,
+                  rt: Runtime) -> Tensor:
+    """Losses (nats, float32, on the device) of the targets the windows score, in stream order. Batches
+    have a fixed shape (padding windows score nothing) so a compiled hidden_fn never recompiles, and the
+    head runs only on scored positions."""
+    positions, offsets = np.arange(context), torch.arange(context + 1, device=rt.device)
+    losses = []
+    for first in range(0, len(windows), batch_seqs):
+        batch = np.zeros((batch_seqs, 3), np.int64)
+        batch[: len(windows[first : first + batch_seqs])] = windows[first : first + batch_seqs]
+        scored = np.flatnonzero((positions >= batch[:, 1:2]) & (positions < batch[:, 2:3]))
+        rows = tokens[torch.from_numpy(batch[:, 0]).to(rt.device)[:, None] + offsets].long()
+        with rt.autocast():
+            hidden = hidden_fn(rows[:, :-1])
+        pick = torch.from_numpy(scored).to(rt.device)
+        logits = model.logits(hidden.flatten(0, 1)[pick])
+        losses.append(F.cross_entropy(logits, rows[:, 1:].flatten()[pick], reduction="none").float())
+    return torch.cat(losses) if losses else torch.zeros(0, device=rt.device)
+
+
+def count_target_bytes(tokens: Tensor, first: int, last: int, byte_tables: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    """Bytes counted by targets first..last-1 (target j is tokens[j], read after tokens[j - 1])."""
+    base, space, boundary = byte_tables
+    target, prev = tokens[first:last].long(), tokens[max(first - 1, 0) : max(last - 1, 0)].long()
+    return base[target] + (space[target] & ~boundary[prev])
+
+
 @dataclasses.dataclass
 class EvalResult:
     val_loss: float  # nats per scored target
@@ -839,65 +917,107 @@ class EvalResult:
     targets: int
     byte_count: int
     eval_ms: float
+    losses: Tensor  # this rank's per-target losses, in stream order from target `first_target`
+    first_target: int
 
 
-@torch.inference_mode()
+def gather_losses(losses: Tensor, rt: Runtime) -> np.ndarray | None:
+    """Every rank's per-target losses in stream order, on rank 0 (None elsewhere)."""
+    if not rt.distributed:
+        return losses.cpu().numpy()
+    sizes = [torch.zeros((), dtype=torch.int64, device=rt.device) for _ in range(rt.world_size)]
+    dist.all_gather(sizes, torch.tensor(losses.numel(), device=rt.device))
+    padded = [torch.zeros(int(max(sizes)), device=rt.device) for _ in range(rt.world_size)]
+    dist.all_gather(padded, F.pad(losses, (0, int(max(sizes)) - losses.numel())))
+    return torch.cat([p[: int(n)] for p, n in zip(padded, sizes)]).cpu().numpy() if rt.master else None
+
+
 def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: int, batch_seqs: int,
-             byte_tables: tuple[Tensor, Tensor, Tensor], rt: Runtime) -> EvalResult:
-    """Scores every target of the 1-D id tensor `stream` once; rank r takes the r-th share of the
-    windows. Batches have a fixed shape (padding windows score nothing) so a compiled `hidden_fn` never
-    recompiles, and the head runs only on scored positions."""
+             byte_tables: tuple[Tensor, Tensor, Tensor], rt: Runtime, score=score_windows) -> EvalResult:
+    """Scores every target of the 1-D id tensor `stream` once; rank r takes the r-th contiguous share
+    of the windows. `score` (default: the model alone) maps windows to per-target losses."""
     started = time.perf_counter()
     num_tokens = stream.numel()
-    windows = eval_windows(num_tokens, context, stride)
-    mine = np.array_split(windows, rt.world_size)[rt.rank]
+    mine = np.array_split(eval_windows(num_tokens, context, stride), rt.world_size)[rt.rank]
     tokens = stream.to(rt.device, torch.int32)
     if num_tokens < context + 1:  # shorter than one window: padding is never scored, causality keeps it inert
         tokens = F.pad(tokens, (0, context + 1 - num_tokens))
-    base, space, boundary = (t.to(rt.device) for t in byte_tables)
-    positions = np.arange(context)
-    offsets = torch.arange(context + 1, device=rt.device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
-    byte_sum = torch.zeros((), dtype=torch.float64, device=rt.device)
-    scored = 0
-    for first in range(0, len(mine), batch_seqs):
-        batch = np.zeros((batch_seqs, 3), np.int64)
-        batch[: len(mine[first : first + batch_seqs])] = mine[first : first + batch_seqs]
-        scored_flat = np.flatnonzero((positions >= batch[:, 1:2]) & (positions < batch[:, 2:3]))
-        scored += scored_flat.size
-        rows = tokens[torch.from_numpy(batch[:, 0]).to(rt.device)[:, None] + offsets].long()
-        with rt.autocast():
-            hidden = hidden_fn(rows[:, :-1])
-        pick = torch.from_numpy(scored_flat).to(rt.device)
-        prev, target = rows[:, :-1].flatten()[pick], rows[:, 1:].flatten()[pick]
-        logits = model.logits(hidden.flatten(0, 1)[pick])
-        loss_sum += F.cross_entropy(logits, target, reduction="none").double().sum()
-        byte_sum += (base[target] + (space[target] & ~boundary[prev])).double().sum()
-    totals = torch.stack([loss_sum, byte_sum, torch.tensor(float(scored), dtype=torch.float64, device=rt.device)])
+    first, last = target_range(mine)
+    losses = score(model, hidden_fn, tokens, mine, context, batch_seqs, rt)
+    byte_count = count_target_bytes(tokens, first, last, tuple(t.to(rt.device) for t in byte_tables))
+    totals = torch.stack([losses.double().sum(), byte_count.double().sum(),
+                          torch.tensor(float(losses.numel()), dtype=torch.float64, device=rt.device)])
     if rt.distributed:
         dist.all_reduce(totals)
     loss_total, bytes_total, scored_total = totals.tolist()
-    if bytes_total <= 0:
-        raise RunError("evaluation stream holds no byte targets")
+    require(bytes_total > 0, "evaluation stream holds no byte targets")
     return EvalResult(loss_total / scored_total, loss_total / math.log(2) / bytes_total, int(scored_total),
-                      num_tokens - 1, int(bytes_total), 1000 * (time.perf_counter() - started))
+                      num_tokens - 1, int(bytes_total), 1000 * (time.perf_counter() - started), losses, first)
 
 
 # -----------------------------
 # ARTIFACT: INT6 + ZSTD-22
 # -----------------------------
 # File = ARTIFACT_MAGIC, then zstd (level 22) of: 4-byte little-endian header length, a UTF-8 JSON
-# header, the tensor bytes. Header: format_version, model config, layout, code_sha256, and per tensor
-# its name, storage (int6 | int8 | fp16), shape and byte offset. int6/int8 tensors store one int8 per
-# value, followed by one fp16 scale per row. Loading parses JSON and numpy buffers; it never executes
-# anything from the file (no pickle).
+# header, the tensor bytes. Header: format_version, model config, layout, the evaluation context and
+# stride, code_sha256, and per tensor its name, storage (int6 | int8 | fp16), shape and byte offset.
+# int6/int8 tensors store one int8 per value, then one fp16 scale per row. Loading parses JSON and
+# numpy buffers; it never executes anything from the file (no pickle).
 
 ARTIFACT_MAGIC = b"BYTEGOLF"
-ARTIFACT_FORMAT_VERSION = 1
+ARTIFACT_FORMAT_VERSION = 2
 ARTIFACT_MAX_RAW_BYTES = 1 << 30
 QUANT_MIN_NUMEL = 65_536  # smaller tensors (gains, scales, mixes, norms) stay fp16
 QUANT_LEVELS = {"int6": 31, "int8": 127}
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
+EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
+# Compressed bits per stored value, for the start-up size projection (int6+zstd on trained weights).
+PROJECTED_BITS = {"int6": 4.5, "int8": 7.0, "fp16": 15.0}
+
+
+def zstandard_module():
+    """zstandard is needed only to write or read an artifact: a run without it still trains."""
+    try:
+        import zstandard
+    except ImportError:
+        raise RunError("the artifact needs the zstandard package (pip install zstandard)") from None
+    return zstandard
+
+
+def storage_for(name: str, t: Tensor) -> str:
+    if t.ndim == 2 and t.numel() > QUANT_MIN_NUMEL:
+        return "int8" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
+    return "fp16"
+
+
+def component(model: nn.Module, name: str) -> str:
+    """The group a parameter is reported in: blocks.<mixer class>, blocks.mlp, blocks.scales, or the
+    top-level module."""
+    parts = name.split(".")
+    if parts[0] != "blocks":
+        return parts[0]
+    if parts[2] == "attn":
+        return f"blocks.{type(model.blocks[int(parts[1])].attn).__name__}"
+    return f"blocks.{parts[2]}" if len(parts) > 3 else "blocks.scales"
+
+
+def size_report(model: nn.Module, code_bytes: int) -> list[str]:
+    """Parameters, storage and projected artifact bytes per component, then the projected total."""
+    groups = collections.defaultdict(lambda: [0, set(), 0.0])  # parameters, storages, compressed bits
+    for name, p in model.named_parameters():
+        storage, group = storage_for(name, p), groups[component(model, name)]
+        group[0] += p.numel()
+        group[1].add(storage)
+        group[2] += p.numel() * PROJECTED_BITS[storage]
+    projected = int(sum(g[2] for g in groups.values()) / 8) + code_bytes
+    lines = [f"model_params:{sum(g[0] for g in groups.values())}"]
+    lines += [f"  params.{key}:{n} storage:{'+'.join(sorted(s))} projected_bytes:{int(bits / 8)}"
+              for key, (n, s, bits) in groups.items()]
+    lines.append(f"projected_total_bytes:{projected} (compressed bits per value {PROJECTED_BITS}, "
+                 f"code {code_bytes}; cap {SIZE_CAP_BYTES})")
+    if projected > SIZE_CAP_BYTES:
+        lines.append(f"WARNING: projected total {projected:,} bytes exceeds the {SIZE_CAP_BYTES:,}-byte cap")
+    return lines
 
 
 def quantize_rows(w: Tensor, levels: int) -> tuple[Tensor, Tensor]:
@@ -914,20 +1034,13 @@ def quantize_rows(w: Tensor, levels: int) -> tuple[Tensor, Tensor]:
             best_q, best_scale, best_err = q, scale, err
         else:
             better = err < best_err
-            best_q, best_scale, best_err = torch.where(better, q, best_q), torch.where(better, scale, best_scale), torch.minimum(err, best_err)
+            best_q, best_scale = torch.where(better, q, best_q), torch.where(better, scale, best_scale)
+            best_err = torch.minimum(err, best_err)
     return best_q.to(torch.int8), best_scale.half().flatten()
 
 
-EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
-
-
-def storage_for(name: str, t: Tensor) -> str:
-    if t.ndim == 2 and t.numel() > QUANT_MIN_NUMEL:
-        return "int8" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
-    return "fp16"
-
-
-def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, code_sha256: str) -> bytes:
+def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, code_sha256: str,
+                    eval_context: dict | None = None) -> bytes:
     entries, chunks, offset = [], [], 0
     for name, t in state.items():
         storage = storage_for(name, t)
@@ -940,37 +1053,41 @@ def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, cod
         chunks.append(blob)
         offset += len(blob)
     header = json.dumps({"format_version": ARTIFACT_FORMAT_VERSION, "config": dataclasses.asdict(cfg),
-                         "layout": layout, "code_sha256": code_sha256, "tensors": entries}).encode()
+                         "layout": layout, "eval": eval_context or {}, "code_sha256": code_sha256,
+                         "tensors": entries}).encode()
     raw = len(header).to_bytes(4, "little") + header + b"".join(chunks)
-    return ARTIFACT_MAGIC + zstandard.ZstdCompressor(level=22).compress(raw)
+    return ARTIFACT_MAGIC + zstandard_module().ZstdCompressor(level=22).compress(raw)
+
+
+def decode_tensor(entry: dict, body: memoryview) -> Tensor:
+    blob = np.frombuffer(body[entry["offset"] : entry["offset"] + entry["nbytes"]], dtype=np.uint8)
+    numel = math.prod(entry["shape"])
+    if entry["storage"] == "fp16":
+        values = torch.from_numpy(blob.view(np.float16).astype(np.float32))
+    elif entry["storage"] in QUANT_LEVELS:
+        q = torch.from_numpy(blob[:numel].view(np.int8).astype(np.float32)).view(entry["shape"][0], -1)
+        values = q * torch.from_numpy(blob[numel:].view(np.float16).astype(np.float32))[:, None]
+    else:
+        raise ValueError(f"tensor {entry['name']}: unknown storage {entry['storage']!r}")
+    if values.numel() != numel:
+        raise ValueError(f"tensor {entry['name']}: {values.numel()} values for shape {entry['shape']}")
+    return values.reshape(entry["shape"])
 
 
 def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     """(header, dequantized float32 state dict); RunError naming the file for anything malformed."""
     data = path.read_bytes()
-    if not data.startswith(ARTIFACT_MAGIC):
-        raise RunError(f"{path}: not a byte-model artifact (bad magic; pickles and other files are refused)")
+    require(data.startswith(ARTIFACT_MAGIC),
+            f"{path}: not a byte-model artifact (bad magic; pickles and other files are refused)")
+    zstandard = zstandard_module()
     try:
         raw = zstandard.ZstdDecompressor().decompress(data[len(ARTIFACT_MAGIC):], max_output_size=ARTIFACT_MAX_RAW_BYTES)
         header_len = int.from_bytes(raw[:4], "little")
         header = json.loads(raw[4 : 4 + header_len])
-        body = memoryview(raw)[4 + header_len :]
         if header.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ValueError(f"format_version {header.get('format_version')!r}, want {ARTIFACT_FORMAT_VERSION}")
-        state = {}
-        for e in header["tensors"]:
-            blob = np.frombuffer(body[e["offset"] : e["offset"] + e["nbytes"]], dtype=np.uint8)
-            numel = math.prod(e["shape"])
-            if e["storage"] == "fp16":
-                values = torch.from_numpy(blob.view(np.float16).astype(np.float32))
-            elif e["storage"] in QUANT_LEVELS:
-                q = torch.from_numpy(blob[:numel].view(np.int8).astype(np.float32)).view(e["shape"][0], -1)
-                values = q * torch.from_numpy(blob[numel:].view(np.float16).astype(np.float32))[:, None]
-            else:
-                raise ValueError(f"tensor {e['name']}: unknown storage {e['storage']!r}")
-            if values.numel() != numel:
-                raise ValueError(f"tensor {e['name']}: {values.numel()} values for shape {e['shape']}")
-            state[e["name"]] = values.reshape(e["shape"])
+        body = memoryview(raw)[4 + header_len :]
+        state = {e["name"]: decode_tensor(e, body) for e in header["tensors"]}
     except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise RunError(f"{path}: corrupt artifact ({exc})") from None
     return header, state
@@ -993,88 +1110,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 
 # -----------------------------
-# RUNTIME, WEIGHT AVERAGES, CHECKPOINTS
+# TRAINING
 # -----------------------------
-
-@dataclasses.dataclass
-class Runtime:
-    rank: int
-    world_size: int
-    device: torch.device
-    bf16: bool
-    compile: bool
-    log_path: Path | None = None
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def master(self) -> bool:
-        return self.rank == 0
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def log(self, msg: str, console: bool = True) -> None:
-        if not self.master:
-            return
-        if console:
-            print(msg, flush=True)
-        if self.log_path is not None:
-            with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(msg + "\n")
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-
-
-def setup_runtime(args: Hyperparameters) -> Runtime:
-    world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    if world_size < 1 or 8 % world_size:
-        raise RunError(f"WORLD_SIZE={world_size} must divide 8 (gradient accumulation is 8 // WORLD_SIZE)")
-    cuda = torch.cuda.is_available()
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
-    if cuda:
-        torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    if world_size > 1:
-        dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
-    auto = lambda knob: knob == 1 or (knob == -1 and cuda)  # noqa: E731
-    rt = Runtime(rank, world_size, device, bf16=auto(args.bf16), compile=auto(args.use_compile))
-    if rt.master:
-        os.makedirs(args.log_dir, exist_ok=True)
-        rt.log_path = Path(args.log_dir) / f"{args.run_id}.txt"
-    return rt
-
-
-def device_name(rt: Runtime) -> str:
-    return torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
-
-
-def log_header(rt: Runtime, args: Hyperparameters, code: bytes) -> None:
-    """The log starts with this script's source, the relevant environment and versions, then one line
-    per knob, so a log alone reproduces its run."""
-    rt.log(code.decode("utf-8"), console=False)
-    rt.log("=" * 100, console=False)
-    knob_names = {name for name, _, _ in KNOBS}
-    env = {k: v for k, v in sorted(os.environ.items()) if k in knob_names or k.startswith(("CUDA", "NCCL", "TORCH", "OMP", "WORLD_SIZE", "LOCAL_"))}
-    rt.log(f"environment:{json.dumps(env)}", console=False)
-    rt.log(f"versions: python {platform.python_version()} torch {torch.__version__} numpy {np.__version__} "
-           f"zstandard {zstandard.__version__} platform {platform.platform()}", console=False)
-    if rt.device.type == "cuda":
-        smi = subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False).stdout
-        rt.log(smi, console=False)
-    rt.log("=" * 100, console=False)
-    for name, value in args.items():
-        rt.log(f"knob:{name}={value}", console=False)
-    rt.log(f"device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} grad_accum_steps:{8 // rt.world_size} "
-           f"bf16:{rt.bf16} compile:{rt.compile}")
-    kernel = "fa3" if fa3_attention is not None and rt.device.type == "cuda" else "sdpa"
-    rt.log(f"attention_kernel:{kernel}" + ("" if kernel == "fa3" else " (flash_attn_interface not used)"))
-
 
 class WeightAverages:
     """fp32 EMA of the weights (every step) and SWA (mean of snapshots every SWA_EVERY steps once
@@ -1135,8 +1172,8 @@ def load_checkpoint(path: Path, rt: Runtime, model: ByteGPT, optimizers, average
         state = torch.load(path, map_location=rt.device, weights_only=True)  # no code runs from the file
     except Exception as exc:
         raise RunError(f"RESUME {path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if state["config"] != dataclasses.asdict(model.cfg):
-        raise RunError(f"RESUME {path}: checkpoint is for another model config {state['config']}")
+    require(state["config"] == dataclasses.asdict(model.cfg),
+            f"RESUME {path}: checkpoint is for another model config {state['config']}")
     model.load_state_dict(state["model"])
     for opt, saved in zip(optimizers, state["optimizers"]):
         opt.load_state_dict(saved)
@@ -1147,10 +1184,6 @@ def load_checkpoint(path: Path, rt: Runtime, model: ByteGPT, optimizers, average
         torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
     return Progress(**state["progress"])
 
-
-# -----------------------------
-# TRAINING
-# -----------------------------
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or, under a wallclock cap,
@@ -1167,7 +1200,13 @@ def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
 
 def training_fraction(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     by_time = elapsed_ms / (1000 * args.max_wallclock_seconds) if args.max_wallclock_seconds > 0 else 0.0
-    return max(step / args.iterations, by_time)
+    return max(step / max(args.iterations, 1), by_time)
+
+
+def jepa_weight(args: Hyperparameters, fraction: float) -> float:
+    """Chunk-JEPA loss weight: 0, then a linear ramp to JEPA_LAMBDA_MAX, then 0 again (PR #832)."""
+    ramp = (fraction - args.jepa_phase1_frac) / max(args.jepa_phase2_frac, 1e-9)
+    return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
 
 
 class Trainer:
@@ -1179,17 +1218,18 @@ class Trainer:
         self.grad_accum = 8 // rt.world_size
         self.optimizers, self.muon = build_optimizers(model, args, compile=rt.compile)
 
-    def step(self, step: int, lr_mult: float) -> Tensor:
+    def step(self, step: int, lr_mult: float, aux_weight: float) -> tuple[Tensor, Tensor]:
+        """One optimizer step; (mean cross-entropy, mean auxiliary loss) of its micro-batches."""
         args = self.args
-        train_loss = torch.zeros((), device=self.rt.device)
+        losses = torch.zeros(2, device=self.rt.device)
         for micro in range(self.grad_accum):
             if self.rt.distributed:  # all-reduce gradients only on the last micro-step
                 self.train_model.require_backward_grad_sync = micro == self.grad_accum - 1
             x, y = self.loader.next_batch(args.train_batch_tokens, args.train_seq_len, self.grad_accum)
             with self.rt.autocast():
-                loss = self.train_model(x, y)
-            (loss / self.grad_accum).backward()
-            train_loss += loss.detach() / self.grad_accum
+                ce, aux = self.train_model(x, y)
+            ((ce + aux_weight * aux) / self.grad_accum).backward()
+            losses += torch.stack([ce.detach(), aux.detach()]) / self.grad_accum
         warm = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
         for group in self.muon.param_groups:
             group["momentum"] = (1 - warm) * args.muon_momentum_warmup_start + warm * args.muon_momentum
@@ -1201,7 +1241,7 @@ class Trainer:
         for opt in self.optimizers:
             opt.step()
             opt.zero_grad(set_to_none=True)
-        return train_loss
+        return losses[0], losses[1]
 
     def prime(self) -> None:
         """WARMUP_STEPS real steps compile and warm every path; weights, optimizer state and data
@@ -1212,12 +1252,19 @@ class Trainer:
         opt_states = [copy.deepcopy(o.state_dict()) for o in self.optimizers]
         data_position = self.loader.state()
         for i in range(self.args.warmup_steps):
-            self.step(0, 1.0)
+            self.step(0, 1.0, 0.0)
             self.rt.log(f"warmup_step:{i + 1}/{self.args.warmup_steps}")
         self.model.load_state_dict(weights)
         for opt, state in zip(self.optimizers, opt_states):
             opt.load_state_dict(state)
         self.loader.load_state(data_position)
+
+    def log_step(self, progress: Progress, train_loss: float, aux_loss: float, elapsed: float, final: bool) -> None:
+        args = self.args
+        if args.train_log_every > 0 and (progress.step <= 10 or progress.step % args.train_log_every == 0 or final):
+            jepa = f" jepa_loss:{aux_loss:.4f}" if self.model.jepa is not None else ""
+            self.rt.log(f"step:{progress.step}/{args.iterations} train_loss:{train_loss:.4f} "
+                        f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms{jepa}")
 
     def run(self, progress: Progress, averages: WeightAverages, validate) -> Progress:
         """Trains until ITERATIONS or the wallclock cap; time spent validating or checkpointing is not
@@ -1244,33 +1291,69 @@ class Trainer:
             if last:
                 break
             elapsed = progress.training_ms + 1000 * (time.perf_counter() - t0)
-            train_loss = self.step(progress.step, lr_scale(args, progress.step, elapsed))
+            fraction = training_fraction(args, progress.step, elapsed)
+            train_loss, aux_loss = self.step(progress.step, lr_scale(args, progress.step, elapsed),
+                                             jepa_weight(args, fraction))
             progress.step += 1
             elapsed = progress.training_ms + 1000 * (time.perf_counter() - t0)
             averages.update(progress.step, training_fraction(args, progress.step, elapsed))
-            # One small all-reduce per step: the rank-mean loss, any non-finite loss, any rank at the cap.
-            flags = torch.stack([train_loss, (~torch.isfinite(train_loss)).float(),
+            # One small all-reduce per step: the rank-mean losses, any non-finite loss, any rank at the cap.
+            flags = torch.stack([train_loss, aux_loss, (~torch.isfinite(train_loss)).float(),
                                  torch.tensor(float(elapsed >= cap_ms), device=rt.device)])
             if rt.distributed:
                 dist.all_reduce(flags)
-            loss_sum, nonfinite, at_cap = flags.tolist()
-            train_loss, stop = loss_sum / rt.world_size, at_cap > 0
-            if nonfinite:
-                raise RunError(f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
-            if args.train_log_every > 0 and (progress.step <= 10 or progress.step % args.train_log_every == 0 or stop):
-                rt.log(f"step:{progress.step}/{args.iterations} train_loss:{train_loss:.4f} "
-                       f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms{self.model.log_fields()}")
+            loss_sum, aux_sum, nonfinite, at_cap = flags.tolist()
+            stop = at_cap > 0
+            require(not nonfinite,
+                    f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
+            self.log_step(progress, loss_sum / rt.world_size, aux_sum / rt.world_size, elapsed, stop)
             ends = stop or progress.step >= args.iterations
             if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or ends) and rt.master:
                 pause(lambda: save_checkpoint(checkpoint, progress, self.model, self.optimizers, averages, self.loader))
         if stop and progress.step < args.iterations:
-            rt.log(f"stopping_early: wallclock_cap train_time:{progress.training_ms:.0f}ms step:{progress.step}/{args.iterations}")
+            rt.log(f"stopping_early: wallclock_cap train_time:{progress.training_ms:.0f}ms "
+                   f"step:{progress.step}/{args.iterations}")
         return progress
 
 
 # -----------------------------
-# SCORING, EXPORT AND MAIN
+# MAIN: TRAIN, EXPORT, SCORE
 # -----------------------------
+
+def code_files(args: Hyperparameters) -> dict[str, bytes]:
+    """The files whose bytes count toward the cap: this script and, when a research knob is set, the
+    research module it imports."""
+    files = {Path(__file__).name: Path(__file__).read_bytes()}
+    if needs_research_module(args):
+        module = research_module()
+        files[Path(module.__file__).name] = Path(module.__file__).read_bytes()
+    return files
+
+
+def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
+    """The log starts with the counted source files, the relevant environment and versions, then one
+    line per knob with where its value came from, so a log alone reproduces its run."""
+    for name, code in files.items():
+        rt.log(code.decode("utf-8") if name == Path(__file__).name else f"# ---- {name} ----\n{code.decode('utf-8')}",
+               console=False)
+    rt.log("=" * 100, console=False)
+    env = {k: v for k, v in sorted(os.environ.items())
+           if k in KNOB_NAMES or k.startswith(("CUDA", "NCCL", "TORCH", "OMP", "WORLD_SIZE", "LOCAL_"))}
+    rt.log(f"environment:{json.dumps(env)}", console=False)
+    rt.log(f"versions: python {platform.python_version()} torch {torch.__version__} numpy {np.__version__} "
+           f"platform {platform.platform()}", console=False)
+    if rt.master and rt.device.type == "cuda" and shutil.which("nvidia-smi"):
+        rt.log(subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False).stdout, console=False)
+    rt.log("=" * 100, console=False)
+    for name, value in args.items():
+        rt.log(f"knob:{name}={value} ({args.source[name]})", console=False)
+    for warning in args.warnings:
+        rt.log(warning)
+    rt.log(f"recipe:{args.recipe} device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} "
+           f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
+    kernel = "fa3" if fa3_attention is not None and rt.device.type == "cuda" else "sdpa"
+    rt.log(f"attention_kernel:{kernel}" + ("" if kernel == "fa3" else " (flash_attn_interface not used)"))
+
 
 class Scorer:
     """Scores a model on val with the non-overlapping eval (stride = context) and the sliding one."""
@@ -1284,6 +1367,8 @@ class Scorer:
         cap = args.val_sliding_max_tokens
         self.sliding_val = self.val[:cap] if 0 < cap < val.size else self.val
         self.coverage = "full" if self.sliding_val.numel() == val.size else f"capped_first_{cap}_of_{val.size}_tokens"
+        rt.log(f"data:{args.data_path} layout:{spec.layout} (from {spec.note}) vocab:{spec.vocab_size} "
+               f"train_shards:{len(spec.train_files)} val_tokens:{val.size} heldout_tokens:{args.heldout_tokens}")
 
     def hidden_fn(self, model: ByteGPT):
         return torch.compile(model.hidden, dynamic=False, fullgraph=True) if self.rt.compile else model.hidden
@@ -1309,17 +1394,6 @@ class Scorer:
                 "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms}
 
 
-def log_projection(rt: Runtime, args: Hyperparameters, model: ByteGPT, code_bytes: int) -> None:
-    params = sum(p.numel() for p in model.parameters())
-    projected = int(params * args.projected_bits_per_param / 8) + code_bytes
-    rt.log(f"projected_total_bytes:{projected} (params {params} x {args.projected_bits_per_param} bits/param "
-           f"int6+zstd + code {code_bytes}; cap {SIZE_CAP_BYTES})")
-    if projected > SIZE_CAP_BYTES:
-        rt.log(f"WARNING: projected total {projected:,} bytes exceeds the {SIZE_CAP_BYTES:,}-byte cap (MLP_HIDDEN="
-               f"{args.mlp_hidden}, MODEL_DIM={args.model_dim}, {len(args.block_pattern)} layers); the seed's "
-               f"27.57M-parameter model uses MLP_HIDDEN=1024")
-
-
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
                          heldout: Tensor) -> tuple[str, dict]:
     """Picks raw, EMA or SWA weights by BPB on the held-out training slice (never on val)."""
@@ -1339,12 +1413,8 @@ def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
     return best, scores
 
 
-def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, code: bytes) -> dict:
-    torch.manual_seed(args.seed)
-    model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
-    for line in parameter_report(model, args.projected_bits_per_param):
-        rt.log(line)
-    log_projection(rt, args, model, len(code))
+def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT):
+    """Trains `model` in place; returns (progress, weight averages, held-out slice)."""
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if rt.compile else model
     if rt.distributed:
         train_model = DDP(train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
@@ -1352,8 +1422,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
     stream = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens)
     trainer = Trainer(args, rt, model, train_model, DistributedTokenLoader(stream, rt.rank, rt.world_size, rt.device))
     trainer.prime()
-    averages = WeightAverages(model, args)
-    progress = Progress()
+    averages, progress = WeightAverages(model, args), Progress()
     if args.resume:
         progress = load_checkpoint(Path(args.resume), rt, model, trainer.optimizers, averages, trainer.loader)
         rt.log(f"resumed:{args.resume} step:{progress.step} train_time:{progress.training_ms:.0f}ms")
@@ -1368,11 +1437,23 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
     if rt.device.type == "cuda":
         rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
                f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
-    chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, stream.heldout())
+    return progress, averages, stream.heldout(), hidden_fn
+
+
+def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+    scorer = Scorer(args, rt, spec)
+    torch.manual_seed(args.seed)
+    model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
+    for line in size_report(model, sum(map(len, files.values()))):
+        rt.log(line)
+    progress, averages, heldout, hidden_fn = train(args, rt, spec, scorer, model)
+    chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
     pre_quant = scorer.report("pre_quant", model, hidden_fn)
     artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
     if rt.master:
-        write_atomic(artifact, encode_artifact(model.state_dict(), model.cfg, spec.layout, hashlib.sha256(code).hexdigest()))
+        eval_context = {"context": args.train_seq_len, "stride": args.val_sliding_stride}
+        code_sha256 = hashlib.sha256(files[Path(__file__).name]).hexdigest()
+        write_atomic(artifact, encode_artifact(model.state_dict(), model.cfg, spec.layout, code_sha256, eval_context))
     if rt.distributed:
         dist.barrier()
     model.load_state_dict(decode_artifact(artifact)[1])
@@ -1383,58 +1464,80 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
             "heldout_bpb": heldout_scores, "pre_quant": pre_quant, "post_quant": post_quant, "artifact": str(artifact)}
 
 
-def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, code: bytes) -> dict:
+def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
     artifact = Path(args.eval_only)
-    if not artifact.is_file():
-        raise RunError(f"EVAL_ONLY {artifact}: no such file")
+    require(artifact.is_file(), f"EVAL_ONLY {artifact}: no such file")
     header, model = load_artifact_model(artifact)
-    if header["layout"] != spec.layout or model.cfg.vocab_size != spec.vocab_size:
-        raise RunError(f"{artifact}: artifact is for {header['layout']} (vocab {model.cfg.vocab_size}) but "
-                       f"DATA_PATH holds {spec.layout} (vocab {spec.vocab_size})")
-    if header["code_sha256"] != hashlib.sha256(code).hexdigest():
+    require(header["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
+            f"{artifact}: artifact is for {header['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
+            f"{spec.layout} (vocab {spec.vocab_size})")
+    for knob, key in (("TRAIN_SEQ_LEN", "context"), ("VAL_SLIDING_STRIDE", "stride")):  # the run's own, unless set
+        if args.source[knob] != "env" and key in header["eval"]:
+            setattr(args, knob.lower(), header["eval"][key])
+    rt.log(f"eval_context:{args.train_seq_len} ({args.source['TRAIN_SEQ_LEN']}) stride:{args.val_sliding_stride} "
+           f"({args.source['VAL_SLIDING_STRIDE']}); artifact's: {header['eval']}")
+    if header["code_sha256"] != hashlib.sha256(files[Path(__file__).name]).hexdigest():
         rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
+    scorer = Scorer(args, rt, spec)
     model.to(rt.device)
-    for line in parameter_report(model, args.projected_bits_per_param):
+    for line in size_report(model, sum(map(len, files.values()))):
         rt.log(line)
     post_quant = scorer.report("final_int6_zstd22_roundtrip", model, scorer.hidden_fn(model))
-    return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact)}
+    return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
+            "val_sha256": scorer.val_sha256}
 
 
-def main() -> int:
-    if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print_help()
-        return 0
-    args = Hyperparameters()
-    rt = setup_runtime(args)
-    code = Path(__file__).read_bytes()
-    log_header(rt, args, code)
-    spec = resolve_data(args)
-    scorer = Scorer(args, rt, spec)
-    rt.log(f"data:{args.data_path} layout:{spec.layout} (from {spec.note}) vocab:{spec.vocab_size} "
-           f"train_shards:{len(spec.train_files)} val_tokens:{scorer.val.numel()} heldout_tokens:{args.heldout_tokens}")
-    result = (eval_only if args.eval_only else train_and_export)(args, rt, spec, scorer, code)
+def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, files: dict[str, bytes]) -> int:
+    """Size verdict, the final lines and the JSON summary; the exit status."""
+    code_bytes = sum(map(len, files.values()))
     artifact_bytes = Path(result["artifact"]).stat().st_size
-    total = artifact_bytes + len(code)
+    total = artifact_bytes + code_bytes
     under_cap = total <= SIZE_CAP_BYTES
-    rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{len(code)} total_bytes:{total} "
-           f"cap_bytes:{SIZE_CAP_BYTES} verdict:{'UNDER_CAP' if under_cap else 'OVER_CAP'}")
+    rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{code_bytes} "
+           f"({', '.join(f'{k} {len(v)}' for k, v in files.items())}) total_bytes:{total} cap_bytes:{SIZE_CAP_BYTES} "
+           f"verdict:{'UNDER_CAP' if under_cap else 'OVER_CAP'}")
     post = result["post_quant"]
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
            f"sliding_val_bpb:{post['sliding_val_bpb']:.8f}")
     if not under_cap:
-        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code {len(code):,})"
+        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code {code_bytes:,})"
                + ("; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"))
     private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
-    summary = {"run_id": args.run_id, "seed": args.seed, "layout": spec.layout, "device": rt.device.type,
-               "device_name": device_name(rt), "world_size": rt.world_size, "iterations": args.iterations, **result,
-               "val_sha256": scorer.val_sha256,
-               "sliding_stride": args.val_sliding_stride, "context": args.train_seq_len,
-               "sliding_full_coverage": scorer.coverage == "full", "artifact_bytes": artifact_bytes,
-               "code_bytes": len(code), "total_bytes": total, "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap,
-               "code_sha256": hashlib.sha256(code).hexdigest(),
+    coverage = result.pop("coverage", None) or "full"
+    summary = {"run_id": args.run_id, "seed": args.seed, "recipe": args.recipe, "layout": spec.layout,
+               "device": rt.device.type, "device_name": device_name(rt), "world_size": rt.world_size,
+               "iterations": args.iterations, **result, "sliding_stride": args.val_sliding_stride,
+               "context": args.train_seq_len, "sliding_full_coverage": coverage == "full",
+               "artifact_bytes": artifact_bytes, "code_bytes": code_bytes, "total_bytes": total,
+               "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap,
+               "code_sha256": hashlib.sha256(files[Path(__file__).name]).hexdigest(),
                "config": {name: value for name, value in args.items() if name not in private}}
-    rt.log("final_summary:" + json.dumps(summary))
+    scope = "all of val" if coverage == "full" else f"a capped val ({coverage}): NOT a full-val score"
+    rt.log(f"score: {post['sliding_val_bpb']:.8f} BPB (post-quant sliding window on {scope}, "
+           f"{post['sliding_scored_targets']:,} targets, stride {args.val_sliding_stride}, context {args.train_seq_len}); "
+           f"log: {rt.log_path}")
+    rt.log("final_summary:" + json.dumps(summary), console=False)  # the log's last line
     return 0 if under_cap or args.allow_over_cap else 1
+
+
+def main() -> int:
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(help_text())
+        return 0
+    args = Hyperparameters()
+    rt = setup_runtime(args)
+    try:
+        files = code_files(args)
+        log_header(rt, args, files)
+        spec = resolve_data(args)
+        result = (eval_only if args.eval_only else train_and_export)(args, rt, spec, files)
+        return finish(args, rt, spec, result, files)
+    except KeyboardInterrupt:
+        rt.log("interrupted: the run was stopped by Ctrl-C (SIGINT); no final score", console=False)
+        raise
+    except BaseException as exc:
+        rt.log(f"error: {exc}" if isinstance(exc, RunError) else f"error: {type(exc).__name__}: {exc}", console=False)
+        raise
 
 
 if __name__ == "__main__":
@@ -1443,6 +1546,9 @@ if __name__ == "__main__":
     except RunError as exc:
         print(f"error: {exc}", file=sys.stderr)
         exit_code = 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C): no final score; the log says where the run stopped", file=sys.stderr)
+        exit_code = 130
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
     sys.exit(exit_code)

@@ -34,8 +34,6 @@ VARIANTS = {  # name -> knobs on top of the demo's
     "patch 2 causal_conv": {"PATCH_SIZE": "2", "PATCH_DECODER": "causal_conv"},
     "patch 4 independent": {"PATCH_SIZE": "4"},
     "patch 4 causal_conv": {"PATCH_SIZE": "4", "PATCH_DECODER": "causal_conv"},
-    "JEPA K=4 w=0.1": {"JEPA_K": "4", "JEPA_WEIGHT": "0.1"},
-    "JEPA K=4 w=0.01": {"JEPA_K": "4", "JEPA_WEIGHT": "0.01"},
 }
 
 
@@ -48,10 +46,9 @@ def run_variant(knobs: dict[str, str], data: Path, steps: int, log_dir: Path, ru
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{run_id} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    summary = next(json.loads(line.removeprefix("final_summary:")) for line in reversed(proc.stdout.splitlines())
-                   if line.startswith("final_summary:"))
-    params = next(int(line.removeprefix("model_params:")) for line in proc.stdout.splitlines()
-                  if line.startswith("model_params:"))
+    log = (log_dir / f"{run_id}.txt").read_text().split("=" * 100 + "\n")[-1].splitlines()
+    summary = json.loads(log[-1].removeprefix("final_summary:"))
+    params = next(int(line.removeprefix("model_params:")) for line in log if line.startswith("model_params:"))
     return {"params": params, "step_ms": summary["step_avg_ms"], "bpb": summary["pre_quant"]["val_bpb"],
             "int6_bpb": summary["post_quant"]["val_bpb"]}
 

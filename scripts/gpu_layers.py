@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import train_byte_model as tbm  # noqa: E402
+from research_options import MIXERS  # noqa: E402
 
 
 def time_layer(block: torch.nn.Module, x: torch.Tensor, autocast, warmup: int, iters: int) -> tuple[float, float]:
@@ -77,7 +78,7 @@ def main() -> None:
     for letter in a.letters:
         for mode in modes:
             torch.manual_seed(0)
-            block = tbm.Block(cfg, tbm.BLOCK_MIXERS[letter](cfg)).to(device)
+            block = tbm.Block(cfg, 0, MIXERS[letter](cfg, 0)).to(device)
             layer = torch.compile(block, dynamic=False, fullgraph=True) if mode == "compiled" else block
             x = torch.randn(a.batch, a.seq, cfg.model_dim, device=device, requires_grad=True)
             if cuda:

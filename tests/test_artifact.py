@@ -19,7 +19,7 @@ def artifact_for(model: tbm.ByteGPT, path) -> None:
 
 
 def test_round_trip_equals_the_dequantized_weights(tmp_path):
-    model = randomized(tbm.ByteGPT(tiny_config(model_dim=64, mlp_hidden=1088, bigram_buckets=2100, bigram_dim=32)))
+    model = randomized(tbm.ByteGPT(tiny_config(mlp_hidden=1088, bigram_hash_buckets=2100, bigram_hash_dim=32)))
     path = tmp_path / "m.ptz"
     artifact_for(model, path)
     header, state = tbm.decode_artifact(path)

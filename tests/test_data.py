@@ -70,7 +70,8 @@ def test_seed_command_line_env_vars_parse():
         "BIGRAM_HASH_BUCKETS=4096 BIGRAM_HASH_DIM=32 VAL_SLIDING_STRIDE=512 VAL_SLIDING_MAX_TOKENS=10000000 "
         "DATA_PATH=./data/datasets/fineweb10B_bytes").split())
     args = tbm.Hyperparameters(seed_env)
-    assert args.explicit == set(seed_env)  # every one of the seed's knobs is one of ours
+    assert {k for k, v in args.source.items() if v == "env"} == set(seed_env)  # each of PR #705's knobs is ours
+    assert not args.warnings
     assert (args.mlp_hidden, args.vocab_size, args.train_seq_len, args.val_sliding_max_tokens) == (1536, 256, 4096, 10_000_000)
     assert args.max_wallclock_seconds == 600.0 and args.matrix_lr == 0.035 and args.use_compile == 1
 

@@ -1,5 +1,6 @@
 """Optimizer section: Muon against an independent float64 reference, the optimizer split, the schedule."""
 
+import pytest
 import torch
 
 import train_byte_model as tbm
@@ -52,15 +53,40 @@ def test_newton_schulz_approximately_orthogonalizes():
 
 def test_optimizer_split_covers_every_parameter_once():
     model = tbm.ByteGPT(tiny_config())
-    optimizers, muon = tbm.build_optimizers(model, tbm.Hyperparameters({}))
+    args = tbm.Hyperparameters({})
+    optimizers, muon = tbm.build_optimizers(model, args)
     groups = [[id(p) for g in opt.param_groups for p in g["params"]] for opt in optimizers]
     flat = [i for group in groups for i in group]
     assert sorted(flat) == sorted(id(p) for p in model.parameters())
     assert len(flat) == len(set(flat))
-    muon_ids = set(groups[1])
-    assert id(model.blocks[0].attn.c_q.weight) in muon_ids and id(model.bigram.proj.weight) in muon_ids
-    assert id(model.tok_emb.weight) in set(groups[0]) and id(model.bigram.embed.weight) in set(groups[0])
-    assert id(model.skip_weights) in set(groups[2]) and id(model.blocks[0].resid_mix) in set(groups[2])
+    embeddings, matrices, scalars, jepa = (set(g) for g in groups)
+    assert optimizers[1] is muon
+    assert id(model.blocks[0].attn.c_q.weight) in matrices and id(model.bigram.proj.weight) in matrices
+    assert id(model.tok_emb.weight) in embeddings and id(model.bigram.embed.weight) in embeddings
+    assert id(model.skip_weights) in scalars and id(model.blocks[0].resid_mix) in scalars
+    assert jepa == {id(p) for p in model.jepa.parameters()}  # its own Adam, never Muon
+    # PR #832: decoupled weight decay 0.04 on the embedding and scalar Adams, none on the JEPA's.
+    decay = [opt.param_groups[0]["weight_decay"] for opt in optimizers]
+    lrs = [opt.param_groups[0]["lr"] for opt in optimizers]
+    assert decay == [0.04, 0.04, 0.04, 0.0] and lrs == [0.035, 0.025, 0.025, 0.001]
+    assert len(tbm.build_optimizers(tbm.ByteGPT(tiny_config(jepa_chunk_size=0)), args)[0]) == 3
+
+
+def test_adam_weight_decay_is_decoupled():
+    """AdamW: p <- p * (1 - lr * wd) - lr * adam_step, so a zero gradient still shrinks the weights."""
+    model = tbm.ByteGPT(tiny_config(jepa_chunk_size=0))
+    args = tbm.Hyperparameters({"ADAM_WEIGHT_DECAY": "0.5", "TIED_EMBED_LR": "0.1"})
+    embeddings = tbm.build_optimizers(model, args)[0][0]
+    before = model.tok_emb.weight.detach().clone()
+    model.tok_emb.weight.grad = torch.zeros_like(before)
+    embeddings.step()
+    torch.testing.assert_close(model.tok_emb.weight.detach(), before * (1 - 0.1 * 0.5))
+
+
+def test_jepa_weight_schedule():
+    args = tbm.Hyperparameters({})  # 30 % off, ramp over 50 % to 0.001, then off
+    weights = [tbm.jepa_weight(args, f) for f in (0.0, 0.29, 0.3, 0.55, 0.79, 0.8, 1.0)]
+    assert weights == pytest.approx([0, 0, 0, 0.0005, 0.00098, 0, 0])
 
 
 def test_lr_warmdown_by_steps_and_by_wallclock():

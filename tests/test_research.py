@@ -1,5 +1,5 @@
-"""Research options: S/G mixers against naive recurrences, causality of every option, JEPA off = default,
-compile, artifact round trip, and short runs of the real trainer."""
+"""Research options (research_options.py): S/G mixers against naive recurrences, causality of every
+option, compile, artifact round trip, and short runs of the real trainer that count both files' bytes."""
 
 import re
 
@@ -7,14 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import research_options as ro
 import train_byte_model as tbm
-from helpers import TINY_ENV, final_summary, log_lines, make_byte_dataset, run_trainer
-from test_model import randomized, tiny_config
+from helpers import REPO, TINY_ENV, TRAINER, final_summary, log_lines, make_byte_dataset, run_trainer
+from test_model import assert_causal, randomized, tiny_config
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-9)  # float64 chunked scan vs float64 sequential loop
 
 
-def naive_ssm(mixer: tbm.SelectiveSSM, x: torch.Tensor) -> torch.Tensor:
+def naive_ssm(mixer: ro.SelectiveSSM, x: torch.Tensor) -> torch.Tensor:
     """Mamba2 recurrence one step at a time: h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t + D x_t."""
     bsz, seqlen, dim = x.shape
     heads, head_dim, state = mixer.heads, mixer.head_dim, mixer.state_dim
@@ -36,7 +37,7 @@ def naive_ssm(mixer: tbm.SelectiveSSM, x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(y, (dim,)) @ mixer.proj.weight.T
 
 
-def naive_gla(mixer: tbm.GatedLinearAttention, x: torch.Tensor) -> torch.Tensor:
+def naive_gla(mixer: ro.GatedLinearAttention, x: torch.Tensor) -> torch.Tensor:
     """GLA recurrence one step at a time: S_t = diag(alpha_t) S_{t-1} + k_t v_t^T, o_t = q_t S_t."""
     bsz, seqlen, dim = x.shape
     heads, head_dim = mixer.heads, mixer.head_dim
@@ -60,8 +61,8 @@ NAIVE = {"S": naive_ssm, "G": naive_gla}
 @pytest.mark.parametrize("seqlen, chunk", [(24, 8), (21, 8), (21, 64), (7, 1)])
 def test_mixer_matches_naive_recurrence(letter, seqlen, chunk):
     """Lengths that divide the chunk and lengths that leave a padded last chunk, in float64."""
-    mixer = randomized(tbm.BLOCK_MIXERS[letter](tiny_config(scan_chunk=chunk))).double()
-    x = torch.randn(2, seqlen, 32, dtype=torch.float64)
+    mixer = randomized(ro.MIXERS[letter](tiny_config(scan_chunk=chunk), 0)).double()
+    x = torch.randn(2, seqlen, 64, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(mixer(x), NAIVE[letter](mixer, x), **TOLERANCE)
 
@@ -69,10 +70,10 @@ def test_mixer_matches_naive_recurrence(letter, seqlen, chunk):
 def test_gla_float32_stays_accurate_at_the_decay_floor():
     """Gates driven to the floor (alpha = 1/e every step) over a full 64-step chunk: the in-chunk factors
     reach e^64, still in float32 range; the result matches the float64 loop to 1e-4 relative."""
-    mixer = randomized(tbm.GatedLinearAttention(tiny_config(scan_chunk=64)))
+    mixer = randomized(ro.GatedLinearAttention(tiny_config(scan_chunk=64)))
     with torch.no_grad():
         mixer.gate_bias.fill_(-40.0)
-        x = torch.randn(2, 70, 32)
+        x = torch.randn(2, 70, 64)
         expected = naive_gla(mixer.double(), x.double())
         got = mixer.float()(x)
     assert torch.isfinite(got).all()
@@ -84,30 +85,21 @@ RESEARCH_CONFIGS = {
     "patch2_independent": dict(patch_size=2), "patch4_independent": dict(patch_size=4),
     "patch2_causal_conv": dict(patch_size=2, patch_decoder="causal_conv"),
     "patch4_causal_conv": dict(patch_size=4, patch_decoder="causal_conv"),
-    "jepa": dict(jepa_weight=0.1), "all": dict(block_pattern="SGA", patch_size=4, patch_decoder="causal_conv", jepa_weight=0.1),
+    "all": dict(block_pattern="SGASG", patch_size=4, patch_decoder="causal_conv"),  # with the chunk-JEPA
 }
 
 
 @pytest.mark.parametrize("name", RESEARCH_CONFIGS)
 def test_causality(name):
-    """Changing byte t changes no logit before position t (position t - 1 predicts byte t), and some after."""
-    model = randomized(tbm.build_model(tiny_config(scan_chunk=8, **RESEARCH_CONFIGS[name]))).eval()
-    ids = torch.randint(4, 260, (1, 24)).repeat(24, 1)
-    changed = ids.clone()  # row t changes byte t; rows are compared with the same row of the original, as
-    changed[range(24), range(24)] = (ids[0] - 4 + 1) % 256 + 4  # float rounding may differ between rows
-    with torch.no_grad():
-        a, b = model.logits(model.hidden(ids)), model.logits(model.hidden(changed))
-    for t in range(24):
-        assert torch.equal(a[t, :t], b[t, :t]), f"{name}: byte {t} leaked backwards"
-        assert not torch.allclose(a[t, t:], b[t, t:])
+    assert_causal(tbm.build_model(tiny_config(scan_chunk=8, **RESEARCH_CONFIGS[name])))
 
 
 def test_patched_prediction_uses_exactly_the_allowed_bytes():
     """independent: position t sees only whole patches before byte t + 1's patch; causal_conv also sees
     that patch's bytes up to t. Probed by changing one byte and listing the positions that change."""
-    for decoder in tbm.PATCH_DECODERS:
-        model = randomized(tbm.build_model(tiny_config(patch_size=4, patch_decoder=decoder, smear_gate=False,
-                                                       bigram_buckets=0))).eval()
+    for decoder in tbm.PATCH_DECODERS:  # without the chunk-JEPA, whose chunk summaries reach further
+        model = randomized(tbm.build_model(tiny_config(patch_size=4, patch_decoder=decoder, smear_gate=0,
+                                                       bigram_hash_buckets=0, jepa_chunk_size=0))).eval()
         ids = torch.randint(4, 260, (1, 16))
         changed = ids.clone()
         changed[0, 5] += 1  # byte 5: patch 1 (bytes 4..7)
@@ -124,67 +116,28 @@ def test_patched_model_rejects_a_length_not_divisible_by_the_patch():
         model.hidden(torch.zeros(1, 10, dtype=torch.long))
 
 
-def test_jepa_weight_zero_is_the_default_model():
-    default = tbm.build_model(tiny_config(jepa_weight=0.0, jepa_k=2))
-    assert type(default) is tbm.ByteGPT  # the factory builds the plain model: same parameters, same init
-    # The JEPA class itself with weight 0: the same loss and the same gradients on every shared parameter.
-    jepa = tbm.JepaByteGPT(tiny_config(jepa_weight=0.0))
-    jepa.load_state_dict(randomized(default).state_dict(), strict=False)
-    ids = torch.randint(4, 260, (2, 16))
-    loss_default, loss_jepa = default(ids, ids), jepa(ids, ids)
-    assert torch.equal(loss_default, loss_jepa) and jepa.jepa_loss > 0
-    loss_default.backward()
-    loss_jepa.backward()
-    shared = dict(default.named_parameters())
-    for name, p in jepa.named_parameters():
-        assert torch.equal(p.grad, shared[name].grad) if name in shared else not p.grad.any(), name
-
-
-def test_jepa_adds_the_weighted_cosine_loss():
-    model = randomized(tbm.build_model(tiny_config(jepa_weight=0.5, jepa_k=3)))
-    stream = torch.randint(4, 260, (2, 17))
-    ids, targets = stream[:, :-1], stream[:, 1:]
-    total = model(ids, targets)
-    hidden = model.hidden(ids)
-    ce = F.cross_entropy(model.logits(hidden).flatten(0, 1), targets.flatten())
-    cosine = F.cosine_similarity(model.jepa(hidden[:, :14]), model.tok_emb(stream[:, 3:17]), dim=-1)  # 3 ahead
-    assert torch.allclose(model.jepa_loss, 1 - cosine.mean())
-    assert torch.allclose(total, ce + 0.5 * model.jepa_loss)
-    assert model.log_fields() == f" jepa_loss:{model.jepa_loss.item():.4f}"
-    assert "jepa_loss" not in model.state_dict()  # not stored in checkpoints or the artifact
-
-
-def test_default_parameter_count_and_knob_errors():
-    args = tbm.Hyperparameters({})
-    cfg = tbm.ModelConfig.from_hparams(args, 256)
-    assert type(tbm.build_model(cfg)) is tbm.ByteGPT
-    assert sum(p.numel() for p in tbm.build_model(cfg).parameters()) == 27_571_816
+def test_default_model_needs_no_research_module_and_knob_errors_name_the_knob():
+    assert type(tbm.build_model(tbm.ModelConfig.from_hparams(tbm.Hyperparameters({}), 260))) is tbm.ByteGPT
+    assert not tbm.needs_research_module(tbm.Hyperparameters({}))
     for env, message in [({"PATCH_SIZE": "3"}, "PATCH_SIZE=3"), ({"PATCH_SIZE": "0"}, "PATCH_SIZE=0"),
-                         ({"JEPA_K": "0"}, "JEPA_K=0"), ({"JEPA_WEIGHT": "-1"}, "JEPA_WEIGHT=-1")]:
+                         ({"PATCH_SIZE": "2", "PATCH_DECODER": "conv"}, "PATCH_DECODER='conv'"),
+                         ({"BLOCK_PATTERN": "AS", "NUM_LAYERS": "2", "SCAN_CHUNK": "65"}, "SCAN_CHUNK=65")]:
         with pytest.raises(tbm.RunError, match=message):
             tbm.Hyperparameters(env)
-    for overrides, message in [(dict(patch_size=2, patch_decoder="conv"), "PATCH_DECODER='conv'"),
-                               (dict(block_pattern="AS", scan_chunk=65), "SCAN_CHUNK"),
-                               (dict(block_pattern="AG", num_heads=32, num_kv_heads=32), "2 \\* NUM_HEADS")]:
-        with pytest.raises(tbm.RunError, match=message):
-            tbm.build_model(tiny_config(**overrides))
 
 
-def test_parameter_report_lists_research_components():
+def test_size_report_lists_research_components():
     model = tbm.build_model(tiny_config(**RESEARCH_CONFIGS["all"]))
-    report = tbm.parameter_report(model, 8.0)  # 8 bits per parameter: projected bytes = parameters
-    groups = {m.group(1): int(m.group(2)) for line in report[1:]
-              if (m := re.fullmatch(r"  params\.(\w+):(\d+) projected_bytes:\2", line))}
-    assert len(groups) == len(report) - 1 and report[0] == f"model_params:{sum(groups.values())}"
-    assert groups["blocks_S_mixers"] == sum(p.numel() for p in model.blocks[0].attn.parameters())
-    assert groups["blocks_G_mixers"] == sum(p.numel() for p in model.blocks[1].attn.parameters())
+    report = tbm.size_report(model, 0)
+    groups = {m.group(1): int(m.group(2)) for line in report if (m := re.fullmatch(r"  params\.([\w.]+):(\d+) .*", line))}
+    assert report[0] == f"model_params:{sum(groups.values())}"
+    assert groups["blocks.SelectiveSSM"] == sum(p.numel() for b in (0, 3) for p in model.blocks[b].attn.parameters())
+    assert groups["blocks.GatedLinearAttention"] == sum(p.numel() for b in (1, 4) for p in model.blocks[b].attn.parameters())
     assert groups["patch"] == sum(p.numel() for p in model.patch.parameters())
-    assert groups["jepa"] == model.jepa.weight.numel()
 
 
 def test_big_research_matrices_are_stored_int6():
     assert tbm.storage_for("patch.encoder.weight", torch.zeros(512, 2048)) == "int6"
-    assert tbm.storage_for("jepa.weight", torch.zeros(512, 512)) == "int6"
     assert tbm.storage_for("tok_emb.weight", torch.zeros(256, 512)) == "int8"
 
 
@@ -194,34 +147,26 @@ def test_artifact_round_trip_rebuilds_the_research_model(tmp_path):
     path = tmp_path / "model.int6.ptz"
     path.write_bytes(tbm.encode_artifact(model.state_dict(), cfg, "byte260", "sha"))
     header, loaded = tbm.load_artifact_model(path)
-    assert type(loaded) is tbm.JepaPatchedByteGPT and loaded.cfg == cfg
+    assert type(loaded) is ro.PatchedByteGPT and loaded.cfg == cfg
     model.load_state_dict(tbm.decode_artifact(path)[1])
     ids = torch.randint(4, 260, (2, 16))
     with torch.no_grad():
         assert torch.equal(loaded.hidden(ids), model.hidden(ids))
 
 
-def test_default_artifact_config_still_loads():
-    """Headers written before the research options lack their fields; the defaults fill them in."""
-    old = {k: v for k, v in tbm.dataclasses.asdict(tiny_config()).items()
-           if k not in ("scan_chunk", "patch_size", "patch_decoder", "jepa_k", "jepa_weight")}
-    assert tbm.ModelConfig(**old) == tiny_config() and type(tbm.build_model(tbm.ModelConfig(**old))) is tbm.ByteGPT
-
-
 @pytest.mark.slow
 def test_compile_fullgraph_matches_eager():
-    """Every option at once (S, G, patching with the causal conv, JEPA) is one graph, forward and backward.
-    aot_eager traces exactly what inductor gets (dynamo capture, autograd, the buffer write) without its
+    """Every option at once (S, G, patching with the causal conv, with the chunk-JEPA) is one graph, forward
+    and backward. aot_eager traces exactly what inductor gets (dynamo capture, autograd) without its
     minutes of CPU code generation; scripts/gpu_layers.py compiles S and G with inductor."""
     torch._dynamo.reset()
     model = randomized(tbm.build_model(tiny_config(scan_chunk=8, **RESEARCH_CONFIGS["all"])))
     ids = torch.randint(4, 260, (2, 24))
     compiled = torch.compile(model, dynamic=False, fullgraph=True, backend="aot_eager")
-    loss = compiled(ids, ids)
-    compiled_aux = model.jepa_loss.clone()
-    expected = model(ids, ids)
-    assert torch.allclose(loss, expected, atol=1e-5) and torch.allclose(compiled_aux, model.jepa_loss, atol=1e-5)
-    loss.backward()
+    loss, aux = compiled(ids, ids)
+    expected, expected_aux = model(ids, ids)
+    assert torch.allclose(loss, expected, atol=1e-5) and torch.allclose(aux, expected_aux, atol=1e-5)
+    (loss + aux).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     with torch.no_grad():
         hidden = torch.compile(model.hidden, dynamic=False, fullgraph=True, backend="aot_eager")(ids)
@@ -236,10 +181,9 @@ def dataset(tmp_path_factory):
 TRAINER_OPTIONS = {
     "S": {"BLOCK_PATTERN": "SAS", "SCAN_CHUNK": "16"}, "G": {"BLOCK_PATTERN": "GAG", "SCAN_CHUNK": "16"},
     "patch2_independent": {"PATCH_SIZE": "2"}, "patch4_causal_conv": {"PATCH_SIZE": "4", "PATCH_DECODER": "causal_conv"},
-    "jepa": {"JEPA_K": "4", "JEPA_WEIGHT": "0.1"},
 }
-REPORT_LINE = {"S": "params.blocks_S_mixers", "G": "params.blocks_G_mixers", "patch2_independent": "params.patch",
-               "patch4_causal_conv": "params.patch", "jepa": "params.jepa"}
+REPORT_LINE = {"S": "params.blocks.SelectiveSSM", "G": "params.blocks.GatedLinearAttention",
+               "patch2_independent": "params.patch", "patch4_causal_conv": "params.patch"}
 
 
 @pytest.mark.slow
@@ -249,10 +193,11 @@ def test_trainer_runs_scores_exports_and_reloads(option, dataset, tmp_path):
     proc = run_trainer(env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = log_lines(tmp_path, option)
-    assert any(re.match(rf"  {REPORT_LINE[option]}:\d+ projected_bytes:\d+", line) for line in lines)
-    if option == "jepa":
-        assert any(re.match(r"step:6/6 train_loss:[\d.]+ .* jepa_loss:[\d.]+$", line) for line in lines)
+    assert any(re.match(rf"  {REPORT_LINE[option]}:\d+ storage:\S+ projected_bytes:\d+", line) for line in lines)
     summary = final_summary(tmp_path, option)
+    module_bytes = (REPO / "research_options.py").stat().st_size
+    assert summary["code_bytes"] == TRAINER.stat().st_size + module_bytes
+    assert any(f"research_options.py {module_bytes}" in line for line in lines)
     post = summary["post_quant"]
     assert post["sliding_scored_targets"] == post["val_targets"] and 0 < post["sliding_val_bpb"] < 8
     header, model = tbm.load_artifact_model(tmp_path / f"{option}.int6.ptz")

@@ -526,4 +526,4 @@ def test_real_logs_with_changed_knob_are_refused(real_logs, tmp_path, capsys):
     other = tmp_path / "other.txt"
     other.write_text(head + "\nfinal_summary:" + json.dumps(changed) + "\n")
     code, _, err = run_main(capsys, real_logs[0], other, "--baseline", 5.0)
-    assert code == 2 and err == f"error: {other}: mixed configurations: differs from {real_logs[0]} in MATRIX_LR (0.035 vs 0.02)\n"
+    assert code == 2 and err == f"error: {other}: mixed configurations: differs from {real_logs[0]} in MATRIX_LR (0.025 vs 0.02)\n"

@@ -36,7 +36,8 @@ def test_log_has_every_required_line(finished_run):
     text = (log_dir / "e2e.txt").read_text()
     assert text.startswith(TRAINER.read_text())  # the script's source heads the log
     lines = log_lines(log_dir, "e2e")
-    for pattern in [r"knob:TRAIN_SEQ_LEN=64", r"knob:MATRIX_LR=0.035", r"device:cpu ", r"attention_kernel:sdpa",
+    for pattern in [r"knob:TRAIN_SEQ_LEN=64 \(env\)", r"knob:MATRIX_LR=0.025 \(default\)", r"recipe:frontier device:cpu ",
+                    r"attention_kernel:sdpa",
                     r"model_params:\d+", r"projected_total_bytes:\d+", r"warmup_step:1/1",
                     r"step:1/20 train_loss:[\d.]+ train_time:\d+ms step_avg:[\d.]+ms",
                     r"step:10/20 val_loss:[\d.]+ val_bpb:[\d.]+ train_time:\d+ms step_avg:[\d.]+ms",
@@ -45,12 +46,14 @@ def test_log_has_every_required_line(finished_run):
                     r"pre_quant val_loss:[\d.]+ val_bpb:[\d.]+", r"pre_quant_sliding .* coverage:full",
                     r"final_int6_zstd22_roundtrip val_loss:[\d.]+ val_bpb:[\d.]+",
                     r"final_int6_zstd22_roundtrip_sliding val_loss:[\d.]+ val_bpb:[\d.]+ stride:16 context:64",
-                    r"artifact:.* artifact_bytes:\d+ code_bytes:\d+ total_bytes:\d+ cap_bytes:16000000 verdict:UNDER_CAP",
+                    r"artifact:.* artifact_bytes:\d+ code_bytes:\d+ \(train_byte_model.py \d+\) total_bytes:\d+ "
+                    r"cap_bytes:16000000 verdict:UNDER_CAP",
                     r"final_int6_zstd22_roundtrip_exact val_loss:[\d.]+ val_bpb:[\d.]+ sliding_val_bpb:[\d.]+",
-                    r"final_summary:\{"]:
+                    r"final_summary:\{", r"score: [\d.]+ BPB \(post-quant sliding window on all of val, "]:
         assert any(re.match(pattern, line) for line in lines), pattern
     assert "environment:" in text and "versions: python" in text
-    assert "final_summary:" in proc.stdout  # the console shows the same lines
+    # The console ends with the one line that names the score; the JSON summary stays in the log.
+    assert proc.stdout.strip().splitlines()[-1].startswith("score: ") and "final_summary:" not in proc.stdout
 
 
 def test_summary_is_consistent(finished_run):
@@ -75,14 +78,17 @@ def test_loss_falls_on_learnable_text(finished_run):
 
 
 def test_eval_only_rescores_the_artifact_identically(finished_run, tmp_path):
+    """With no knobs but the data: the artifact's own context and stride (64 and 16, not the defaults)."""
     env, log_dir, _ = finished_run
-    proc = run_trainer({**env, "RUN_ID": "rescore", "EVAL_ONLY": str(log_dir / "e2e.int6.ptz")}, tmp_path)
+    env = {"DATA_PATH": env["DATA_PATH"], "RUN_ID": "rescore", "EVAL_ONLY": str(log_dir / "e2e.int6.ptz")}
+    proc = run_trainer(env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trained, rescored = final_summary(log_dir, "e2e"), final_summary(tmp_path, "rescore")
     assert rescored["eval_only"] is True
     for key in ("val_loss", "val_bpb", "sliding_val_bpb", "sliding_scored_targets"):
         assert rescored["post_quant"][key] == pytest.approx(trained["post_quant"][key], rel=1e-9)
     assert "final_int6_zstd22_roundtrip_exact" in proc.stdout
+    assert "eval_context:64 (default) stride:16 (default); artifact's: {'context': 64, 'stride': 16}" in proc.stdout
 
 
 def test_two_cpu_processes_match_one_process_first_step(dataset, tmp_path):
@@ -132,9 +138,34 @@ def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
 
 def test_non_finite_loss_stops_the_run_naming_the_step(dataset, tmp_path):
     proc = run_trainer({**TINY_ENV, "DATA_PATH": str(dataset), "RUN_ID": "nan", "QK_GAIN_INIT": "nan", "WARMUP_STEPS": "0"}, tmp_path)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: non-finite train loss at step 1; stopping (try a lower LR or GRAD_CLIP_NORM)"]
+    message = "error: non-finite train loss at step 1; stopping (try a lower LR or GRAD_CLIP_NORM)"
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [message]
     assert not list(tmp_path.glob("*.ptz"))
+    assert log_lines(tmp_path, "nan")[-1] == message  # a failed run's log ends with its error
+
+
+def test_ctrl_c_is_one_line_exit_130_and_the_log_says_so(dataset, tmp_path):
+    env = {**dict(__import__("os").environ), **TINY_ENV, "DATA_PATH": str(dataset), "RUN_ID": "stopped",
+           "ITERATIONS": "100000", "LOG_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(TRAINER)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((tmp_path / "stopped.txt").exists()
+                                          and "step:2/" in (tmp_path / "stopped.txt").read_text()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert stderr.strip().splitlines() == ["interrupted (Ctrl-C): no final score; the log says where the run stopped"]
+    assert log_lines(tmp_path, "stopped")[-1].startswith("interrupted: the run was stopped by Ctrl-C")
+
+
+def test_torchrun_without_run_id_agrees_on_one_name(dataset, tmp_path):
+    """Every rank must write and read the same artifact name when RUN_ID is not set (the official usage)."""
+    env = {**TINY_ENV, "DATA_PATH": str(dataset), "ITERATIONS": "2", "HELDOUT_TOKENS": "0", "VAL_SLIDING_STRIDE": "64"}
+    proc = run_trainer(env, tmp_path, nproc=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(tmp_path.glob("*.int6.ptz"))) == 1 and len(list(tmp_path.glob("*.txt"))) == 1
 
 
 def test_token_mode_trains_on_sp_shards_with_the_baseline_byte_formula(sp_shard_dir, tiny_sp_model, tmp_path):
