@@ -39,16 +39,16 @@ import numpy as np
 
 MAX_ORDER = 14  # the largest order whose buckets fit int8
 NUM_BUCKETS = 8 * MAX_ORDER + 9
-MAX_SLOTS = 1 << 31  # slot and node indices are int32
+MAX_ROWS = 1 << 30  # row indices and context ids are int32
 
-# Hash-table slot: one (context node, symbol) entry. `lower` is the entry of the same symbol in the
-# context one order shorter (it exists: full updates), so exclusion totals need no hash look-ups;
-# `succ` is the context node "context + symbol", the next target's context one order up.
-NODE, SYM, COUNT, NEXT, LOWER, SUCC = range(6)
-# Context node: count total, distinct symbols, first entry of its symbol list (linked by NEXT).
-TOTAL, DISTINCT, HEAD = range(3)
+# A row of the hash table is one entry (context, symbol) and, inline, the context "context + symbol" it
+# leads to: the next target's context one order up, whose data is then at hand in the row the update has
+# just touched. LOWER is the entry of the same symbol one order down (it exists: full updates), so
+# exclusion totals need no look-ups; NEXT links a context's entries, starting at its HEAD.
+CONTEXT, SYM, COUNT, NEXT, LOWER, CHILD, TOTAL, DISTINCT, HEAD = range(9)
+#   CHILD: id of the context led to (the hash key is context id and symbol); TOTAL, DISTINCT: its count
+#   total and number of symbols. The root (order-0) context's row sits after the hashed rows.
 EMPTY = -1
-ROOT = 0  # the order-0 context
 HASH_MULTIPLIER = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (Fibonacci hashing)
 
 
@@ -58,7 +58,7 @@ HASH_MULTIPLIER = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (Fibonacci
 
 @functools.cache
 def _kernels():
-    """Compile the kernels once per process; they close over each other, so they are built together."""
+    """Compile the kernels once per process; they call each other, so they are built together."""
     try:
         import numba
     except ImportError:
@@ -66,124 +66,124 @@ def _kernels():
     njit = numba.njit(cache=False, nogil=True)
 
     @njit
-    def probe(slots, bits, node, sym, vocab):
-        """The slot holding (node, sym), or the empty slot where it belongs (linear probing)."""
-        mask = slots.shape[0] - 1
-        i = (((node * vocab + sym) * HASH_MULTIPLIER) >> (64 - bits)) & mask
-        while slots[i, NODE] != EMPTY and (slots[i, NODE] != node or slots[i, SYM] != sym):
+    def probe(rows, bits, context, sym, vocab):
+        """The row holding (context, sym), or the empty row where it belongs (linear probing)."""
+        mask = (1 << bits) - 1
+        i = (((context * vocab + sym) * HASH_MULTIPLIER) >> (64 - bits)) & mask
+        while rows[i, CONTEXT] != EMPTY and (rows[i, CONTEXT] != context or rows[i, SYM] != sym):
             i = (i + 1) & mask
         return i
 
     @njit
-    def excluded_total(slots, entry):
+    def excluded_total(rows, entry):
         """Count total, one order down, of the symbols in the list that starts at `entry`."""
         total = 0
         while entry != EMPTY:
-            total += slots[slots[entry, LOWER], COUNT]
-            entry = slots[entry, NEXT]
+            total += rows[rows[entry, LOWER], COUNT]
+            entry = rows[entry, NEXT]
         return total
 
     @njit
-    def bucket_of(nodes, ctx, top):
+    def bucket_of(rows, ctx, top):
         if top < 0:
             return 0
-        total = nodes[ctx[top], TOTAL]
+        total = rows[ctx[top], TOTAL]
         total_bin = 0 if total == 1 else 1 if total < 4 else 2 if total < 16 else 3
-        return 1 + 8 * top + 2 * total_bin + (1 if nodes[ctx[top], DISTINCT] == 1 else 0)
+        return 1 + 8 * top + 2 * total_bin + (1 if rows[ctx[top], DISTINCT] == 1 else 0)
 
     @njit
-    def predict(slots, bits, nodes, ctx, top, sym, vocab):
+    def predict(rows, bits, ctx, top, sym, vocab):
         """p_ppm of `sym`, walking down from order `top` (the highest whose context has counts)."""
         mass = 1.0
         for k in range(top, -1, -1):
-            node = ctx[k]
-            total = nodes[node, TOTAL]
-            distinct = nodes[node, DISTINCT]
+            here = ctx[k]
+            total = rows[here, TOTAL]
+            distinct = rows[here, DISTINCT]
             if k < top:
                 # E is the symbol set of the order-(k+1) context: full updates make every set a subset
                 # of the next shorter context's, so E only ever grows to the last context visited.
                 above = ctx[k + 1]
-                distinct -= nodes[above, DISTINCT]
+                distinct -= rows[above, DISTINCT]
                 if distinct == 0:
                     continue  # T' = 0: sym is not here either (it was not above); free escape
-                total -= excluded_total(slots, nodes[above, HEAD])
-            i = probe(slots, bits, node, sym, vocab)
-            if slots[i, NODE] != EMPTY:
-                return mass * (2 * slots[i, COUNT] - 1) / (2.0 * total)
+                total -= excluded_total(rows, rows[above, HEAD])
+            i = probe(rows, bits, rows[here, CHILD], sym, vocab)
+            if rows[i, CONTEXT] != EMPTY:
+                return mass * (2 * rows[i, COUNT] - 1) / (2.0 * total)
             mass *= distinct / (2.0 * total)
-        excluded = nodes[ROOT, DISTINCT] if top >= 0 else 0
+        excluded = rows[ctx[0], DISTINCT] if top >= 0 else 0
         return mass / (vocab - excluded)
 
     @njit
-    def update(slots, bits, nodes, sizes, ctx, order, sym, vocab):
+    def update(rows, bits, sizes, ctx, order, sym, vocab):
         """Count sym in every available context, then move ctx on to the next target's contexts."""
-        successor = ROOT  # the next target's context of order k is the successor of this one's order k-1
+        root = ctx[0]
         lower = EMPTY
         for k in range(order + 1):
-            node = ctx[k]
-            ctx[k] = successor
-            if node == EMPTY:  # this target has no order-k context; the next one has none of order k+1
-                successor = EMPTY
+            here = ctx[k]
+            # The next target's order-k context is what this one's order-(k-1) context leads to.
+            ctx[k] = root if k == 0 else lower
+            if here == EMPTY:  # this target has no order-k context; the next one has none of order k+1
+                lower = EMPTY
                 continue
-            i = probe(slots, bits, node, sym, vocab)
-            if slots[i, NODE] == EMPTY:
-                slots[i, NODE] = node
-                slots[i, SYM] = sym
-                slots[i, COUNT] = 0
-                slots[i, NEXT] = nodes[node, HEAD]
-                slots[i, LOWER] = lower
-                slots[i, SUCC] = EMPTY
+            i = probe(rows, bits, rows[here, CHILD], sym, vocab)
+            if rows[i, CONTEXT] == EMPTY:
+                rows[i, CONTEXT] = rows[here, CHILD]
+                rows[i, SYM] = sym
+                rows[i, COUNT] = 0
+                rows[i, NEXT] = rows[here, HEAD]
+                rows[i, LOWER] = lower
+                rows[i, CHILD] = EMPTY  # order N leads nowhere
                 if k < order:
-                    slots[i, SUCC] = sizes[1]
-                    nodes[sizes[1], TOTAL] = 0
-                    nodes[sizes[1], DISTINCT] = 0
-                    nodes[sizes[1], HEAD] = EMPTY
+                    rows[i, CHILD] = sizes[1]
                     sizes[1] += 1
-                nodes[node, HEAD] = i
-                nodes[node, DISTINCT] += 1
+                rows[i, TOTAL] = 0
+                rows[i, DISTINCT] = 0
+                rows[i, HEAD] = EMPTY
+                rows[here, HEAD] = i
+                rows[here, DISTINCT] += 1
                 sizes[0] += 1
-            slots[i, COUNT] += 1
-            nodes[node, TOTAL] += 1
+            rows[i, COUNT] += 1
+            rows[here, TOTAL] += 1
             lower = i
-            successor = slots[i, SUCC]
 
     @njit
-    def run(ids, t, score_from, order, vocab, slots, bits, nodes, sizes, ctx, out_p, out_bucket):
+    def run(ids, t, score_from, order, vocab, rows, bits, sizes, ctx, out_p, out_bucket):
         """Process targets from t on: score those >= score_from, update with all. Returns where it
         stopped: len(ids), or earlier when the next target could push the table past half full."""
-        limit = slots.shape[0] >> 1
+        limit = 1 << (bits - 1)
         while t < ids.shape[0]:
             if sizes[0] + order + 1 > limit:
                 return t
-            top = order
-            while top >= 0 and (ctx[top] == EMPTY or nodes[ctx[top], TOTAL] == 0):
-                top -= 1
-            sym = ids[t]
-            p = predict(slots, bits, nodes, ctx, top, sym, vocab)
             if t >= score_from:
-                out_p[t - score_from] = p
-                out_bucket[t - score_from] = bucket_of(nodes, ctx, top)
-            update(slots, bits, nodes, sizes, ctx, order, sym, vocab)
+                top = order
+                while top >= 0 and (ctx[top] == EMPTY or rows[ctx[top], TOTAL] == 0):
+                    top -= 1
+                out_p[t - score_from] = predict(rows, bits, ctx, top, ids[t], vocab)
+                out_bucket[t - score_from] = bucket_of(rows, ctx, top)
+            update(rows, bits, sizes, ctx, order, ids[t], vocab)
             t += 1
         return t
 
     @njit
-    def rehash(old, new, new_bits, vocab, nodes, num_nodes):
-        """Move every entry into the larger table and translate the slot indices that point at entries."""
+    def rehash(old, old_bits, new, new_bits, vocab, ctx):
+        """Move every entry into the larger table, the root row to its end, and translate the row
+        indices that point at rows (NEXT, LOWER, HEAD, ctx)."""
         moved = np.empty(old.shape[0], np.int64)
-        for i in range(old.shape[0]):
-            if old[i, NODE] != EMPTY:
-                j = probe(new, new_bits, old[i, NODE], old[i, SYM], vocab)
-                new[j] = old[i]
-                moved[i] = j
+        for i in range(1 << old_bits):
+            if old[i, CONTEXT] != EMPTY:
+                moved[i] = probe(new, new_bits, old[i, CONTEXT], old[i, SYM], vocab)
+                new[moved[i]] = old[i]
+        moved[1 << old_bits] = 1 << new_bits
+        new[1 << new_bits] = old[1 << old_bits]
         for j in range(new.shape[0]):
-            if new[j, NODE] != EMPTY:
-                for col in (NEXT, LOWER):
+            if j == 1 << new_bits or new[j, CONTEXT] != EMPTY:
+                for col in (NEXT, LOWER, HEAD):
                     if new[j, col] != EMPTY:
                         new[j, col] = moved[new[j, col]]
-        for v in range(num_nodes):
-            if nodes[v, HEAD] != EMPTY:
-                nodes[v, HEAD] = moved[nodes[v, HEAD]]
+        for k in range(ctx.shape[0]):
+            if ctx[k] != EMPTY:
+                ctx[k] = moved[ctx[k]]
 
     @njit
     def mix_adaptive(p_nn, p_ppm, bucket, lr, theta):
@@ -205,23 +205,25 @@ def _kernels():
 # -----------------------------
 
 class _Table:
-    """The counts: open-addressing slots (kept at most half full) and context nodes."""
+    """The counts: 2**bits hashed rows, kept at most half full, then the root context's row."""
 
     def __init__(self, bits: int):
         self.bits = bits
-        self.slots = np.full((1 << bits, 6), EMPTY, np.int32)
-        # Each entry below order N makes one node, so this many always suffice for a half-full table.
-        self.nodes = np.empty(((1 << bits) // 2 + 1, 3), np.int32)
-        self.nodes[ROOT] = 0, 0, EMPTY
-        self.sizes = np.array([0, 1], np.int64)  # entries, nodes
+        self.rows = np.full(((1 << bits) + 1, 9), EMPTY, np.int32)
+        self.rows[self.root, CHILD] = 0  # context ids: the root is 0
+        self.rows[self.root, TOTAL] = self.rows[self.root, DISTINCT] = 0
+        self.sizes = np.array([0, 1], np.int64)  # entries, context ids given out
 
-    def grow(self, rehash, vocab: int) -> None:
-        if (2 << self.bits) > MAX_SLOTS:
-            raise RuntimeError(f"PPM table would exceed {MAX_SLOTS} slots; use a lower PPM_ORDER or fewer ids")
-        bigger = _Table(self.bits + 1)
-        bigger.nodes[: self.sizes[1]] = self.nodes[: self.sizes[1]]
-        rehash(self.slots, bigger.slots, bigger.bits, vocab, bigger.nodes, self.sizes[1])
-        self.bits, self.slots, self.nodes = bigger.bits, bigger.slots, bigger.nodes
+    @property
+    def root(self) -> int:
+        return 1 << self.bits
+
+    def grow(self, rehash, vocab: int, ctx: np.ndarray) -> None:
+        if (2 << self.bits) > MAX_ROWS:
+            raise RuntimeError(f"PPM table would exceed {MAX_ROWS} rows; use a lower PPM_ORDER or fewer ids")
+        bigger = np.full(((2 << self.bits) + 1, 9), EMPTY, np.int32)
+        rehash(self.rows, self.bits, bigger, self.bits + 1, vocab, ctx)
+        self.bits, self.rows = self.bits + 1, bigger
 
 
 def ppm_probabilities(ids: np.ndarray, order: int, vocab: int, start: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -236,26 +238,26 @@ def ppm_probabilities(ids: np.ndarray, order: int, vocab: int, start: int = 1) -
         raise ValueError(f"PPM order must be in 0..{MAX_ORDER}, got {order}")
     if not 0 <= start <= ids.size:
         raise ValueError(f"start {start} is outside the stream of {ids.size} ids")
-    if ids.size >= MAX_SLOTS:
-        raise ValueError(f"{ids.size} ids: counts are int32, at most {MAX_SLOTS - 1}")
+    if ids.size >= 2**31:
+        raise ValueError(f"{ids.size} ids: counts are int32, at most {2**31 - 1}")
     if ids.size and not (ids.min() >= 0 and ids.max() < vocab):
         raise ValueError(f"ids must lie in [0, {vocab}), found [{ids.min()}, {ids.max()}]")
     if ids.dtype == np.uint64:
         ids = ids.astype(np.int64)  # numba would mix uint64 with the int64 node ids into float64
     run, rehash, _ = _kernels()
-    # Text makes about one new entry per id at order 5 (measured: scripts/bench_ppm.py); the table doubles
-    # when it needs more, so this start only saves rehashing.
-    table = _Table(max(10, int(4 * ids.size * (order + 1) / 6 + 1).bit_length()))
-    ctx = np.full(order + 1, EMPTY, np.int64)
-    ctx[0] = ROOT
+    # Room for n * order / 10 entries at half load: more than source code needs (about 0.26 per id at order
+    # 5, 0.95 at 8: scripts/bench_ppm.py). The table doubles when full, so a low guess costs only rehashing.
+    table = _Table(max(10, (ids.size * order // 5).bit_length()))
+    ctx = np.full(order + 1, EMPTY, np.int64)  # the rows of the current target's contexts, by order
+    ctx[0] = table.root
     p = np.empty(ids.size - start)
     bucket = np.empty(ids.size - start, np.int8)
     t = 0
     while True:
-        t = run(ids, t, start, order, vocab, table.slots, table.bits, table.nodes, table.sizes, ctx, p, bucket)
+        t = run(ids, t, start, order, vocab, table.rows, table.bits, table.sizes, ctx, p, bucket)
         if t == ids.size:
             return p, bucket
-        table.grow(rehash, vocab)
+        table.grow(rehash, vocab, ctx)
 
 
 # -----------------------------
