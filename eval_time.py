@@ -236,6 +236,8 @@ def ppm_probabilities(ids: np.ndarray, order: int, vocab: int, start: int = 1) -
         raise ValueError(f"ids must be a 1-D integer array, got {ids.dtype} with shape {ids.shape}")
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"PPM order must be in 0..{MAX_ORDER}, got {order}")
+    if not 1 <= vocab < 2**31:
+        raise ValueError(f"vocab must be in 1..2**31-1 (symbols are int32), got {vocab}")
     if not 0 <= start <= ids.size:
         raise ValueError(f"start {start} is outside the stream of {ids.size} ids")
     if ids.size >= 2**31:
@@ -276,9 +278,12 @@ def mix_adaptive(p_nn: np.ndarray, p_ppm: np.ndarray, bucket: np.ndarray, lr: fl
     logit(init_weight)), then that theta takes a gradient step of size lr on -log p_mix(t)."""
     if not 0.0 < init_weight < 1.0:
         raise ValueError(f"init_weight must be in (0, 1), got {init_weight}")
+    p_nn, p_ppm = np.ascontiguousarray(p_nn, np.float64), np.ascontiguousarray(p_ppm, np.float64)
     bucket = np.ascontiguousarray(bucket)
+    if p_nn.ndim != 1 or not p_nn.shape == p_ppm.shape == bucket.shape:  # the kernel does not check bounds
+        raise ValueError(f"p_nn, p_ppm and bucket must be 1-D of one length: {p_nn.shape}, {p_ppm.shape}, {bucket.shape}")
     if bucket.size and not (bucket.min() >= 0 and bucket.max() < NUM_BUCKETS):
         raise ValueError(f"buckets must lie in [0, {NUM_BUCKETS})")
     theta = np.full(NUM_BUCKETS, math.log(init_weight / (1.0 - init_weight)))
     _, _, mix = _kernels()
-    return mix(np.ascontiguousarray(p_nn, np.float64), np.ascontiguousarray(p_ppm, np.float64), bucket, float(lr), theta)
+    return mix(p_nn, p_ppm, bucket, float(lr), theta)

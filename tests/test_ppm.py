@@ -79,6 +79,7 @@ def streams() -> dict[str, tuple[np.ndarray, int]]:
         "repeats, byte260": (byte260([text, text[:90], text]), 260),
         "repeats, raw256": (np.frombuffer(text * 2, np.uint8).astype(np.int64), 256),
         "random over 256 ids": (rng.integers(0, 256, 1500), 256),  # about order + 1 new entries a target
+        "tokens, 1024 ids": (rng.integers(0, 1024, 400), 1024),
         "shorter than the order": (np.array([7, 7, 9]), 260),
     }
 
@@ -112,7 +113,7 @@ def test_kernel_equals_the_reference(references, name, order, monkeypatch):
         assert grown, "this stream is meant to outgrow the first table"
 
 
-@pytest.mark.parametrize("order", [2, 4])
+@pytest.mark.parametrize("order", [0, 2, 4])
 def test_other_orders_and_id_dtypes(order):
     ids, vocab = STREAMS["repeats, byte260"]
     dists, _ = reference_ppm(ids, order, vocab)
@@ -202,6 +203,7 @@ def test_adaptive_mixing_beats_either_component_on_repeated_text():
     (lambda: eval_time.ppm_probabilities(np.array([1, 5]), 3, 260, start=3), "outside the stream"),
     (lambda: eval_time.mix_fixed(np.ones(2), np.ones(2), 1.5), r"in \[0, 1\]"),
     (lambda: eval_time.mix_adaptive(np.ones(2), np.ones(2), np.zeros(2, np.int8), 0.1, 1.0), r"in \(0, 1\)"),
+    (lambda: eval_time.mix_adaptive(np.ones(2), np.ones(3), np.zeros(2, np.int8), 0.1, 0.5), "one length"),
 ])
 def test_bad_arguments_are_refused(call, message):
     with pytest.raises(ValueError, match=message):
