@@ -1,5 +1,8 @@
 """
-Evaluation-time PPM: an adaptive PPM-D byte predictor, and its mixture with the network's probabilities.
+Evaluation-time methods for train_byte_model.py, off by default (the trainer imports this module only when
+TTT_STEPS or PPM_ORDER is set, and then counts its bytes): score-first test-time training, and an adaptive
+PPM-D byte predictor mixed with the network's probabilities. score_methods() runs them after the plain
+final evaluation and reports each next to it.
 
 The network gives p_nn(t), its probability of the actual id at target t (predict ids[t] from ids[:t]).
 This module gives p_ppm(t) from a PPM-D model over the same id stream, and the mixture
@@ -41,8 +44,16 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 
 import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from train_byte_model import BYTE260_FIRST_BYTE_ID, CastedLinear, score_windows, target_range
 
 MAX_ORDER = 14  # the largest order whose buckets fit int8
 NUM_BUCKETS = 8 * MAX_ORDER + 9
@@ -294,3 +305,196 @@ def mix_adaptive(p_nn: np.ndarray, p_ppm: np.ndarray, bucket: np.ndarray, lr: fl
     theta = np.full(NUM_BUCKETS, math.log(init_weight / (1.0 - init_weight)))
     _, _, mix = _kernels()
     return mix(p_nn, p_ppm, bucket, float(lr), theta)
+
+
+# -----------------------------
+# SCORE-FIRST TEST-TIME TRAINING
+# -----------------------------
+# Each rank walks its own contiguous share of the windows in order, in groups that score at least
+# TTT_CHUNK_TOKENS targets: a group is scored with the current weights, then the model takes TTT_STEPS
+# Adam steps on the group's text, which is all already scored (C3). Nothing else is read, so a target's
+# loss depends only on the artifact and the ids before it (C1), and each target is scored once (C4).
+# With TTT_RESET=doc the adapted weights go back to the artifact's at every document start (BOS), and
+# adaptation reads only the current document's text.
+
+BOS_ID = 1  # byte260 and sp1024 put id 1 before every document
+
+
+class LowRankDelta(nn.Module):
+    """Parametrization W -> W + B A (B starts at zero, so the model starts as the artifact's)."""
+
+    def __init__(self, weight: Tensor, rank: int):
+        super().__init__()
+        self.a = nn.Parameter(torch.randn(rank, weight.size(1), device=weight.device) / weight.size(1) ** 0.5)
+        self.b = nn.Parameter(torch.zeros(weight.size(0), rank, device=weight.device))
+
+    def forward(self, weight: Tensor) -> Tensor:
+        return weight + (self.b @ self.a).to(weight.dtype)
+
+
+def attach_adapted(model: nn.Module, what: str, rank: int) -> list[Tensor]:
+    """Freezes the model and returns the parameters TTT adapts: the block scalars (gains, scales, mixes,
+    q gains) and skip weights, or new LoRA factors on every block matrix."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if what == "lora":
+        linears = [m for m in model.blocks.modules() if isinstance(m, CastedLinear)]
+        for m in linears:
+            parametrize.register_parametrization(m, "weight", LowRankDelta(m.weight, rank))
+        adapted = [p for m in linears for p in m.parametrizations.weight[0].parameters()]
+    else:
+        adapted = [p for name, p in model.named_parameters()
+                   if name.startswith(("blocks.", "skip_weights")) and not name.endswith(".weight")]
+    for p in adapted:
+        p.requires_grad_(True)
+    return adapted
+
+
+def detach_adapted(model: nn.Module, saved: list[Tensor], adapted: list[Tensor], what: str) -> None:
+    """Puts the artifact's weights back and unfreezes the model."""
+    if what == "lora":
+        for m in model.blocks.modules():
+            if parametrize.is_parametrized(m, "weight"):
+                parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+    else:
+        with torch.no_grad():
+            torch._foreach_copy_(adapted, saved)
+    for p in model.parameters():
+        p.requires_grad_(True)
+
+
+def window_groups(windows: np.ndarray, chunk_tokens: int) -> list[np.ndarray]:
+    """Consecutive windows, cut as soon as a group scores at least chunk_tokens targets."""
+    scored = np.cumsum(windows[:, 2] - windows[:, 1]) if len(windows) else np.zeros(0, np.int64)
+    cuts, done = [], 0
+    for i, total in enumerate(scored):
+        if total - done >= chunk_tokens:
+            cuts.append(i + 1)
+            done = total
+    return [g for g in np.split(windows, cuts) if len(g)]
+
+
+def adapt(model: nn.Module, text: Tensor, context: int, steps: int, optimizer, rt) -> None:
+    """`steps` Adam steps on the cross-entropy of `text` (already scored ids), cut into rows of at most
+    `context` targets that end at its last id."""
+    length = min(context, text.numel() - 1)
+    if length < 1:
+        return
+    rows = (text.numel() - 1) // length
+    span = text[text.numel() - 1 - rows * length :].long()
+    x, y = span[:-1].view(rows, length), span[1:].view(rows, length)
+    for _ in range(steps):
+        with rt.autocast():
+            loss = model(x, y)[0]
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def ttt_score(model: nn.Module, hidden_fn, tokens: Tensor, windows: np.ndarray, context: int, batch_seqs: int,
+              rt, args) -> Tensor:
+    """Losses of the windows' targets in stream order, each group scored before the model adapts on it."""
+    adapted = attach_adapted(model, args.ttt_params, args.ttt_lora_rank)
+    saved = [p.detach().clone() for p in adapted]
+    optimizer = torch.optim.Adam(adapted, lr=args.ttt_lr)
+    hidden = torch.compile(model.hidden, dynamic=False) if rt.compile else model.hidden
+    losses = []
+    try:
+        for group in window_groups(windows, args.ttt_chunk_tokens):
+            losses.append(score_windows(model, hidden, tokens, group, context, batch_seqs, rt))
+            first, last = target_range(group)
+            text = tokens[first - 1 : last]
+            starts = (text[1:] == BOS_ID).nonzero()
+            if args.ttt_reset == "doc" and len(starts):  # a new document began: forget the previous one
+                with torch.no_grad():
+                    torch._foreach_copy_(adapted, saved)
+                optimizer = torch.optim.Adam(adapted, lr=args.ttt_lr)
+                text = text[int(starts[-1]) + 1 :]
+            model.train()
+            with torch.enable_grad():
+                adapt(model, text, context, args.ttt_steps, optimizer, rt)
+            model.eval()
+    finally:
+        detach_adapted(model, saved, adapted, args.ttt_params)
+    return torch.cat(losses) if losses else torch.zeros(0, device=rt.device)
+
+
+# -----------------------------
+# THE METHODS AFTER THE FINAL EVALUATION
+# -----------------------------
+
+FULL_VAL_TARGETS = 151_130_112  # byte260 FineWeb val ids - 1 (PR #832's log: 151,130,112 val tokens)
+# PR #832's 8xH100 eval times for this model class (seed 7 log): non-overlapping 12.3 s, sliding 53.8 s
+# (stride 512, context 4096). The projection scales from these until a GPU check of ours exists.
+H100X8_PLAIN_SECONDS, H100X8_SLIDING_SECONDS, H100X8_STRIDE, H100X8_CONTEXT = 12.3, 53.8, 512, 4096
+PREFEED_SPEEDUP = 3.0  # updating the PPM without scoring is about 3x faster (scripts/bench_ppm.py)
+ADAPTIVE_INIT_WEIGHT = 0.2
+
+
+def mixed_result(losses: Tensor, plain, rt, seconds: float) -> dict:
+    """BPB of per-target losses over the same targets (and bytes) as the plain evaluation."""
+    total = losses.double().sum()
+    if rt.distributed:
+        dist.all_reduce(total)
+    return {"val_loss": total.item() / plain.scored_targets, "val_bpb": total.item() / math.log(2) / plain.byte_count,
+            "eval_ms": 1000 * seconds}
+
+
+def ppm_mixtures(scorer, bases: dict, args, rt) -> tuple[dict, dict, float]:
+    """Each base evaluation's losses mixed with the PPM-D; (results, mixed losses, PPM seconds)."""
+    ppm_probabilities(np.arange(4), args.ppm_order, scorer.spec.vocab_size)  # compile outside the clock
+    started = time.perf_counter()
+    plain = bases[""]
+    first, count = plain.first_target, plain.losses.numel()
+    ids = scorer.sliding_val[: first + count].cpu().numpy()
+    p_ppm, bucket = ppm_probabilities(ids, args.ppm_order, scorer.spec.vocab_size, start=first)
+    ppm_seconds = time.perf_counter() - started
+    results, mixed_losses = {}, {}
+    for name, base in bases.items():
+        p_nn = np.exp(-base.losses.double().cpu().numpy())
+        p_mix = (mix_fixed(p_nn, p_ppm, args.ppm_weight) if args.ppm_weight
+                 else mix_adaptive(p_nn, p_ppm, bucket, args.ppm_lr, ADAPTIVE_INIT_WEIGHT))
+        key = f"{name}+ppm" if name else "ppm"
+        mixed_losses[key] = torch.from_numpy(-np.log(p_mix)).float().to(rt.device)
+        results[key] = mixed_result(mixed_losses[key], plain, rt, time.perf_counter() - started)
+    rate = ids.size / ppm_seconds
+    rt.log(f"ppm: order {args.ppm_order}, {ids.size - first:,} targets scored after {first:,} prefed in "
+           f"{ppm_seconds:.2f}s ({rate / 1e6:.2f}M ids/s on this rank)")
+    worst_rank = FULL_VAL_TARGETS * (7 / 8 / PREFEED_SPEEDUP + 1 / 8) / rate  # prefeeds 7/8, scores 1/8
+    for r in results.values():
+        r["ppm_ids_per_s"] = rate
+    return results, mixed_losses, worst_rank
+
+
+def projected_eval_seconds(args, ppm_seconds: float) -> str:
+    """Projected 8xH100 evaluation time of the final evaluations with these methods."""
+    sliding = H100X8_SLIDING_SECONDS * (H100X8_STRIDE / args.val_sliding_stride) * (args.train_seq_len / H100X8_CONTEXT)
+    ttt = sliding * (1 + 3 * args.ttt_steps * args.val_sliding_stride / args.train_seq_len) if args.ttt_steps else 0.0
+    total = H100X8_PLAIN_SECONDS + sliding + ttt + ppm_seconds
+    line = (f"projected_eval_8xH100: {total:.0f}s = non-overlapping {H100X8_PLAIN_SECONDS:.0f}s + sliding {sliding:.0f}s"
+            f" + ttt {ttt:.0f}s + ppm {ppm_seconds:.0f}s (GPU parts scaled from PR #832's 8xH100 log, TTT as 3 forward"
+            f"-equivalents per target per step, PPM at this machine's measured rate on the busiest rank)")
+    return line + (f"\nWARNING: projected evaluation {total:.0f}s exceeds the 600s evaluation budget" if total > 600 else "")
+
+
+def score_methods(scorer, model: nn.Module, hidden_fn, plain) -> tuple[dict, Tensor]:
+    """Runs the methods that are on after the plain sliding evaluation `plain`; logs each one's BPB next
+    to the plain one. Returns (results by method, in order, the last using every method; its losses)."""
+    args, rt = scorer.args, scorer.rt
+    results, bases, losses, ppm_seconds = {}, {"": plain}, plain.losses, 0.0
+    if args.ttt_steps:
+        ttt = scorer.evaluate(model, hidden_fn, scorer.sliding_val, args.val_sliding_stride,
+                              functools.partial(ttt_score, args=args))
+        bases["ttt"], losses = ttt, ttt.losses
+        results["ttt"] = {"val_loss": ttt.val_loss, "val_bpb": ttt.val_bpb, "eval_ms": ttt.eval_ms,
+                          "scored_targets": ttt.scored_targets}
+    if args.ppm_order:
+        mixtures, mixed_losses, ppm_seconds = ppm_mixtures(scorer, bases, args, rt)
+        results.update(mixtures)
+        losses = mixed_losses[list(mixtures)[-1]]
+    for name, r in results.items():
+        rt.log(f"final_sliding+{name} val_loss:{r['val_loss']:.4f} val_bpb:{r['val_bpb']:.4f} "
+               f"plain_sliding_bpb:{plain.val_bpb:.4f} gain:{r['val_bpb'] - plain.val_bpb:+.4f} "
+               f"eval_time:{r['eval_ms']:.0f}ms")
+    rt.log(projected_eval_seconds(args, ppm_seconds))
+    return results, losses

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import glob
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -133,6 +134,17 @@ KNOBS = (
     ("VAL_SLIDING_STRIDE", 512, "sliding-window eval stride (TRAIN_SEQ_LEN = non-overlapping)"),
     ("VAL_SLIDING_MAX_TOKENS", 0, "0 = score all of val; else only its first this-many tokens (printed)"),
     ("EVAL_BATCH_SEQS", 32, "windows per evaluation batch per rank"),
+    ("EVAL_DUMP", "", "write every target's final loss (nats, float32, val order) to this .npy"),
+    # evaluation-time methods (eval_time.py, off in every recipe): score first, then adapt
+    ("TTT_STEPS", 0, "test-time training: adaptation steps after each scored chunk (0 = off)"),
+    ("TTT_CHUNK_TOKENS", 32768, "TTT chunk: at least this many targets are scored before each adaptation"),
+    ("TTT_PARAMS", "scalars", "what TTT adapts: scalars (gains, scales, mixes, skips) | lora"),
+    ("TTT_LORA_RANK", 8, "rank of the TTT adapters on every block matrix (TTT_PARAMS=lora)"),
+    ("TTT_LR", 0.001, "Adam learning rate of test-time training"),
+    ("TTT_RESET", "never", "never (adaptation carries over) | doc (back to the artifact's weights at each BOS)"),
+    ("PPM_ORDER", 0, "PPM-D byte mixture: maximum context order (0 = off; needs numba)"),
+    ("PPM_WEIGHT", 0.0, "PPM mixture weight; 0 = adaptive (one weight per confidence bucket, learned online)"),
+    ("PPM_LR", 0.02, "adaptive mixture: step size of the per-bucket weight logits"),
     ("ALLOW_OVER_CAP", 0, "1 = finish with exit 0 even when code + artifact exceed 16,000,000 bytes"),
     ("CHECKPOINT_EVERY", 0, "write a resumable checkpoint every this-many steps (0 = off)"),
     ("RESUME", "", "checkpoint to continue from"),
@@ -224,6 +236,12 @@ class Hyperparameters:
                 f"VAL_SLIDING_STRIDE={self.val_sliding_stride} must be in 1..TRAIN_SEQ_LEN={self.train_seq_len}")
         require(self.data_layout in DATA_LAYOUTS, f"DATA_LAYOUT={self.data_layout!r}: want one of {DATA_LAYOUTS}")
         require(self.eval_batch_seqs >= 1 and self.iterations >= 0, "EVAL_BATCH_SEQS >= 1 and ITERATIONS >= 0")
+        require(self.ttt_params in ("scalars", "lora") and self.ttt_reset in ("never", "doc"),
+                f"TTT_PARAMS={self.ttt_params!r} (scalars | lora), TTT_RESET={self.ttt_reset!r} (never | doc)")
+        require(self.ttt_steps >= 0 and self.ttt_chunk_tokens >= 1 and self.ttt_lora_rank >= 1,
+                "TTT_STEPS >= 0, TTT_CHUNK_TOKENS >= 1, TTT_LORA_RANK >= 1")
+        require(0 <= self.ppm_order <= 14 and 0 <= self.ppm_weight < 1,
+                f"PPM_ORDER={self.ppm_order} must be in 0..14 and PPM_WEIGHT={self.ppm_weight} in [0, 1)")
 
     def items(self) -> list[tuple[str, object]]:
         return [(name, getattr(self, name.lower())) for name in KNOB_NAMES]
@@ -756,15 +774,14 @@ def needs_research_module(config) -> bool:
     return bool(config.block_pattern.strip("A")) or config.patch_size > 1
 
 
-def research_module():
-    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module it imports is this one
-    import research_options
-
-    return research_options
+def optional_module(name: str):
+    """research_options or eval_time: imported only when a knob asks for it."""
+    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module they import is this one
+    return importlib.import_module(name)
 
 
 def build_model(cfg: ModelConfig) -> ByteGPT:
-    return research_module().build_model(cfg) if needs_research_module(cfg) else ByteGPT(cfg)
+    return optional_module("research_options").build_model(cfg) if needs_research_module(cfg) else ByteGPT(cfg)
 
 
 # -----------------------------
@@ -930,6 +947,11 @@ def gather_losses(losses: Tensor, rt: Runtime) -> np.ndarray | None:
     padded = [torch.zeros(int(max(sizes)), device=rt.device) for _ in range(rt.world_size)]
     dist.all_gather(padded, F.pad(losses, (0, int(max(sizes)) - losses.numel())))
     return torch.cat([p[: int(n)] for p, n in zip(padded, sizes)]).cpu().numpy() if rt.master else None
+
+
+def uses_eval_methods(args: Hyperparameters) -> bool:
+    """Test-time training or the PPM mixture: eval_time.py runs them after the plain final evaluation."""
+    return args.ttt_steps > 0 or args.ppm_order > 0
 
 
 def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: int, batch_seqs: int,
@@ -1321,12 +1343,12 @@ class Trainer:
 # -----------------------------
 
 def code_files(args: Hyperparameters) -> dict[str, bytes]:
-    """The files whose bytes count toward the cap: this script and, when a research knob is set, the
-    research module it imports."""
+    """The files whose bytes count toward the cap: this script and the optional modules its knobs import."""
     files = {Path(__file__).name: Path(__file__).read_bytes()}
-    if needs_research_module(args):
-        module = research_module()
-        files[Path(module.__file__).name] = Path(module.__file__).read_bytes()
+    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args))):
+        if needed:
+            path = Path(optional_module(name).__file__)
+            files[path.name] = path.read_bytes()
     return files
 
 
@@ -1373,14 +1395,32 @@ class Scorer:
     def hidden_fn(self, model: ByteGPT):
         return torch.compile(model.hidden, dynamic=False, fullgraph=True) if self.rt.compile else model.hidden
 
-    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int) -> EvalResult:
+    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int, score=score_windows) -> EvalResult:
         model.eval()
         result = evaluate(model, hidden_fn, stream, self.args.train_seq_len, stride, self.args.eval_batch_seqs,
-                          self.byte_tables, self.rt)
+                          self.byte_tables, self.rt, score)
         model.train()
         return result
 
-    def report(self, label: str, model: ByteGPT, hidden_fn) -> dict:
+    def final_report(self, model: ByteGPT, hidden_fn) -> dict:
+        """The post-quant scores and, with evaluation-time methods on, each method's: THE score is the
+        sliding eval with every method that is on. EVAL_DUMP gets its per-target losses."""
+        result, slide = self.report("final_int6_zstd22_roundtrip", model, hidden_fn)
+        losses, result["score_method"], result["score_bpb"] = slide.losses, "sliding", slide.val_bpb
+        if uses_eval_methods(self.args):
+            result["methods"], losses = optional_module("eval_time").score_methods(self, model, hidden_fn, slide)
+            result["score_method"], last = list(result["methods"].items())[-1]
+            result["score_bpb"] = last["val_bpb"]
+        everything = gather_losses(losses, self.rt) if self.args.eval_dump else None
+        if everything is not None:
+            tmp = Path(self.args.eval_dump + ".tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, everything.astype(np.float32))
+            os.replace(tmp, self.args.eval_dump)
+            self.rt.log(f"eval_dump:{self.args.eval_dump} targets:{everything.size} ({result['score_method']})")
+        return result
+
+    def report(self, label: str, model: ByteGPT, hidden_fn) -> tuple[dict, EvalResult]:
         args, log = self.args, self.rt.log
         plain = self.evaluate(model, hidden_fn, self.val, args.train_seq_len)
         log(f"{label} val_loss:{plain.val_loss:.4f} val_bpb:{plain.val_bpb:.4f} eval_time:{plain.eval_ms:.0f}ms")
@@ -1391,7 +1431,7 @@ class Scorer:
         return {"val_loss": plain.val_loss, "val_bpb": plain.val_bpb, "sliding_val_loss": slide.val_loss,
                 "sliding_val_bpb": slide.val_bpb, "sliding_scored_targets": slide.scored_targets,
                 "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count,
-                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms}
+                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms}, slide
 
 
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
@@ -1448,7 +1488,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
         rt.log(line)
     progress, averages, heldout, hidden_fn = train(args, rt, spec, scorer, model)
     chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
-    pre_quant = scorer.report("pre_quant", model, hidden_fn)
+    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
     artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
     if rt.master:
         eval_context = {"context": args.train_seq_len, "stride": args.val_sliding_stride}
@@ -1457,7 +1497,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
     if rt.distributed:
         dist.barrier()
     model.load_state_dict(decode_artifact(artifact)[1])
-    post_quant = scorer.report("final_int6_zstd22_roundtrip", model, hidden_fn)
+    post_quant = scorer.final_report(model, hidden_fn)
     return {"steps": progress.step, "train_time_ms": progress.training_ms,
             "step_avg_ms": progress.training_ms / max(progress.step, 1),
             "stopped_early": progress.step < args.iterations, "final_weights": chosen,
@@ -1482,7 +1522,7 @@ def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[st
     model.to(rt.device)
     for line in size_report(model, sum(map(len, files.values()))):
         rt.log(line)
-    post_quant = scorer.report("final_int6_zstd22_roundtrip", model, scorer.hidden_fn(model))
+    post_quant = scorer.final_report(model, scorer.hidden_fn(model))
     return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
             "val_sha256": scorer.val_sha256}
 
@@ -1513,7 +1553,8 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
                "code_sha256": hashlib.sha256(files[Path(__file__).name]).hexdigest(),
                "config": {name: value for name, value in args.items() if name not in private}}
     scope = "all of val" if coverage == "full" else f"a capped val ({coverage}): NOT a full-val score"
-    rt.log(f"score: {post['sliding_val_bpb']:.8f} BPB (post-quant sliding window on {scope}, "
+    methods = "" if post["score_method"] == "sliding" else f" + {post['score_method']}"
+    rt.log(f"score: {post['score_bpb']:.8f} BPB (post-quant sliding window{methods} on {scope}, "
            f"{post['sliding_scored_targets']:,} targets, stride {args.val_sliding_stride}, context {args.train_seq_len}); "
            f"log: {rt.log_path}")
     rt.log("final_summary:" + json.dumps(summary), console=False)  # the log's last line
