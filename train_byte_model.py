@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 import uuid
 from pathlib import Path
 
@@ -41,6 +42,9 @@ except ImportError:
 SIZE_CAP_BYTES = 16_000_000  # the challenge's cap: decimal bytes, code + compressed model
 SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
 BYTE260_FIRST_BYTE_ID = 4  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 EOS, 3 UNK
+# A packed record script (submission.py --pack) runs this source with PACKED_SOURCES = {file name: source}
+# of everything it packed; its own, compressed, bytes are then the code bytes that count.
+PACKED_SOURCES = globals().get("PACKED_SOURCES", {})
 
 
 class RunError(Exception):
@@ -775,8 +779,13 @@ def needs_research_module(config) -> bool:
 
 
 def optional_module(name: str):
-    """research_options or eval_time: imported only when a knob asks for it."""
+    """research_options or eval_time: imported only when a knob asks for it (from the packed sources
+    when this runs packed)."""
     sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module they import is this one
+    if name not in sys.modules and f"{name}.py" in PACKED_SOURCES:
+        module = sys.modules[name] = types.ModuleType(name)
+        module.__file__ = __file__
+        exec(compile(PACKED_SOURCES[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
     return importlib.import_module(name)
 
 
@@ -1343,10 +1352,11 @@ class Trainer:
 # -----------------------------
 
 def code_files(args: Hyperparameters) -> dict[str, bytes]:
-    """The files whose bytes count toward the cap: this script and the optional modules its knobs import."""
+    """The files whose bytes count toward the cap: the script that runs (a packed one holds its sources)
+    and the optional modules its knobs import from disk."""
     files = {Path(__file__).name: Path(__file__).read_bytes()}
     for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args))):
-        if needed:
+        if needed and f"{name}.py" not in PACKED_SOURCES:
             path = Path(optional_module(name).__file__)
             files[path.name] = path.read_bytes()
     return files
@@ -1355,9 +1365,10 @@ def code_files(args: Hyperparameters) -> dict[str, bytes]:
 def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
     """The log starts with the counted source files, the relevant environment and versions, then one
     line per knob with where its value came from, so a log alone reproduces its run."""
-    for name, code in files.items():
-        rt.log(code.decode("utf-8") if name == Path(__file__).name else f"# ---- {name} ----\n{code.decode('utf-8')}",
-               console=False)
+    sources = dict(PACKED_SOURCES) or {Path(__file__).name: files[Path(__file__).name].decode()}
+    sources.update({name: code.decode() for name, code in list(files.items())[1:]})  # modules read from disk
+    for i, (name, code) in enumerate(sources.items()):
+        rt.log(code if i == 0 else f"# ---- {name} ----\n{code}", console=False)
     rt.log("=" * 100, console=False)
     env = {k: v for k, v in sorted(os.environ.items())
            if k in KNOB_NAMES or k.startswith(("CUDA", "NCCL", "TORCH", "OMP", "WORLD_SIZE", "LOCAL_"))}
@@ -1533,8 +1544,11 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
     artifact_bytes = Path(result["artifact"]).stat().st_size
     total = artifact_bytes + code_bytes
     under_cap = total <= SIZE_CAP_BYTES
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in files.items())
+    if PACKED_SOURCES:
+        sizes += "; packed from " + ", ".join(f"{k} {len(v.encode())}" for k, v in PACKED_SOURCES.items())
     rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{code_bytes} "
-           f"({', '.join(f'{k} {len(v)}' for k, v in files.items())}) total_bytes:{total} cap_bytes:{SIZE_CAP_BYTES} "
+           f"({sizes}) total_bytes:{total} cap_bytes:{SIZE_CAP_BYTES} "
            f"verdict:{'UNDER_CAP' if under_cap else 'OVER_CAP'}")
     post = result["post_quant"]
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
