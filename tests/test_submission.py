@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 import submission
-from convert_to_bytes import write_shard
+import convert_to_bytes as ctb
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LN2 = math.log(2)
@@ -517,8 +517,7 @@ def tiny_documents(n_docs: int, seed: int) -> list[str]:
 
 def byte260_stream(docs: list[str]) -> np.ndarray:
     """BOS (1) before each document, byte b as id b + 4."""
-    return np.concatenate([np.concatenate(([1], np.frombuffer(d.encode(), np.uint8).astype(np.int64) + 4))
-                           for d in docs])
+    return np.array([i for d in docs for i in (ctb.BOS_ID, *(b + ctb.BYTE_OFFSET for b in d.encode()))])
 
 
 TINY_RUN = {"MODEL_DIM": "32", "NUM_LAYERS": "2", "NUM_HEADS": "2", "NUM_KV_HEADS": "2", "TRAIN_SEQ_LEN": "64",
@@ -535,8 +534,8 @@ def real_logs(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("real_runs")
     data = root / "data"
     data.mkdir()
-    write_shard(data / "fineweb_val_000000.bin", byte260_stream(tiny_documents(60, seed=1))[:3000])
-    write_shard(data / "fineweb_train_000000.bin", byte260_stream(tiny_documents(600, seed=2)))
+    ctb.write_shard(data / "fineweb_val_000000.bin", byte260_stream(tiny_documents(60, seed=1))[:3000])
+    ctb.write_shard(data / "fineweb_train_000000.bin", byte260_stream(tiny_documents(600, seed=2)))
     (data / "conversion.json").write_text(json.dumps({"layout": "byte260", "vocab_size": 260}))
     procs = []
     for seed in REAL_SEEDS:
