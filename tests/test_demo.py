@@ -45,7 +45,7 @@ def test_demo_command_runs(tmp_path):
 def test_demo_on_data_path_gives_the_same_result_twice(tmp_path):
     """Two shortened demos on DATA_PATH, run side by side so they compete for the CPU, score the same BPB."""
     data = make_byte_dataset(tmp_path / "data", train_bytes=120_000)
-    short = {"DATA_PATH": str(data), "ITERATIONS": "6", "HELDOUT_TOKENS": "8192"}
+    short = {"DATA_PATH": str(data), "ITERATIONS": "6", "TRAIN_BATCH_TOKENS": "2048", "HELDOUT_TOKENS": "8192"}
     procs = [run_demo(tmp_path, f"same_{i}", **short) for i in range(2)]
     outputs = [finish(proc) for proc in procs]
     assert all(f"demo: training on DATA_PATH={data} from the environment" in out for out in outputs)
