@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import lzma
 import math
 import re
 import sys
@@ -30,6 +31,7 @@ CONFIDENCE = 0.99
 STEP_SPREAD = 0.10  # seeds of one configuration on one machine train alike: more spread hints at a disturbed run
 RECORD_TRACK, NON_RECORD_TRACK = "10min_16mb", "non_record_16mb"  # records/track_<name> in openai/parameter-golf
 METRICS = {  # --metric -> (BPB key, loss key) in the summary's post_quant / pre_quant dicts, description
+    "score": ("score_bpb", "score_val_loss", "post-quant sliding-window val_bpb with the run's evaluation-time methods"),
     "sliding": ("sliding_val_bpb", "sliding_val_loss", "post-quant sliding-window val_bpb"),
     "non-overlap": ("val_bpb", "val_loss", "post-quant non-overlapping val_bpb"),
 }
@@ -44,7 +46,7 @@ SUMMARY_TYPES = {  # the summary keys this script reads; `object` where any JSON
     "artifact_bytes": int, "code_bytes": int, "total_bytes": int, "cap_bytes": int, "under_cap": bool,
     "code_sha256": str, "config": dict}
 EVAL_KEYS = ("val_loss", "val_bpb", "sliding_val_loss", "sliding_val_bpb", "sliding_scored_targets",
-             "sliding_targets", "val_targets", "val_byte_targets")
+             "sliding_targets", "val_targets", "val_byte_targets", "score_bpb", "score_val_loss")
 TRAIN_LINE = re.compile(r"^step:(\d+)/\d+ train_loss:(\S+) train_time:([\d.]+)ms")
 VAL_LINE = re.compile(r"^step:(\d+)/\d+ val_loss:(\S+) val_bpb:(\S+) train_time:([\d.]+)ms")
 
@@ -172,7 +174,7 @@ def read_set(paths: list[Path], metric: str) -> tuple[list[Run], list[str]]:
     if not runs:
         raise incomplete[0]
     check_consistent(runs)
-    if metric == "sliding":
+    if metric != "non-overlap":  # the score is a sliding eval too
         for run in runs:
             if not run.summary["sliding_full_coverage"]:
                 raise SubmissionError(f"{run.path}: the sliding eval covered only part of val "
@@ -429,17 +431,39 @@ def render_curves(plt, runs: list[Run], metric: str, image_format: str) -> bytes
     return buffer.getvalue()
 
 
+# ---- THE PACKED RECORD SCRIPT ----
+PACK_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
+PACK_ESCAPES = {0x5C: "\\\\", 0x27: "\\'", 0x0A: "\\n", 0x0D: "\\r", 0x00: "\\x00"}  # what a '...' literal cannot hold raw
+
+
+def pack_record_script(sources: list[Path]) -> bytes:
+    """The record script the challenge counts: train_byte_model.py (and the modules after it) as lzma of the
+    readable sources in a latin-1 string literal (raw bytes cost ~2 % there, base85 25 %), run exactly as
+    train_byte_model.py runs (its PACKED_SOURCES); the readable sources head every log it writes."""
+    files = {path.name: path.read_text(encoding="utf-8") for path in sources}
+    if next(iter(files)) != "train_byte_model.py":
+        raise SubmissionError(f"--pack: the first source must be train_byte_model.py, not {sources[0]}")
+    blob = lzma.compress(json.dumps(files).encode(), format=lzma.FORMAT_RAW, filters=PACK_FILTERS)
+    return ("# -*- coding: latin-1 -*-\n# train_byte_model.py packed by submission.py --pack: lzma of its readable source\n"
+            "import json,lzma\nPACKED_SOURCES=json.loads(lzma.decompress('" + blob.decode("latin-1").translate(PACK_ESCAPES)
+            + "'.encode('latin-1'),lzma.FORMAT_RAW,filters=[{'id':lzma.FILTER_LZMA2}]))\n"
+            "exec(compile(PACKED_SOURCES['train_byte_model.py'],'train_byte_model.py','exec'))\n").encode("latin-1")
+
+
 # ---- COMMAND LINE ----
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog='Formulas, the record rule and what is refused: README, "Submitting".')
-    p.add_argument("logs", nargs="+", type=Path, help="run logs of one configuration, one per seed")
-    ref = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("logs", nargs="*", type=Path,
+                   help="run logs of one configuration, one per seed (with --pack: the sources, the trainer first)")
+    p.add_argument("--pack", type=Path, metavar="OUT.py", help="write the packed record script instead")
+    ref = p.add_mutually_exclusive_group()
     ref.add_argument("--baseline", type=float, help="reference BPB for a one-sample test (e.g. 1.2244)")
     ref.add_argument("--compare", nargs="+", type=Path, metavar="LOG",
                      help="logs of the reference configuration, for a Welch two-sample test (give it after "
                           "the logs: it takes every path that follows it)")
-    p.add_argument("--metric", choices=sorted(METRICS), default="sliding", help="post-quant BPB to test (default sliding)")
+    p.add_argument("--metric", choices=sorted(METRICS), default="score",
+                   help="post-quant BPB to test (default score: the sliding eval with the run's evaluation-time methods)")
     p.add_argument("--baseline-bytes-per-token", type=float, default=SP1024_BYTES_PER_TOKEN,
                    help="bytes per sp1024 token of the official val set, for nats per token (default 2.44)")
     p.add_argument("--min-improvement-nats", type=float, default=0.005, help="record margin (default 0.005)")
@@ -454,6 +478,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--table", type=Path, help="write the markdown results table here")
     p.add_argument("--plot", type=Path, help="draw train loss and val BPB against training time here (PNG)")
     args = p.parse_args(argv)
+    if args.pack:
+        args.logs = args.logs or [Path(__file__).with_name("train_byte_model.py")]
+    elif not (args.logs and (args.baseline is not None or args.compare)):
+        p.error("give the logs and one of --baseline or --compare (or --pack OUT.py)")
     if args.out and not (args.name and args.github_id):
         raise SubmissionError("--out needs --name and --github-id (the official submission.json carries both)")
     if args.baseline_bytes_per_token <= 0:
@@ -466,6 +494,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
+        if args.pack:
+            data = pack_record_script(args.logs)
+            with atomic_output(args.pack) as f:
+                f.write(data)
+            print(f"wrote {args.pack}: {len(data):,} bytes, packing "
+                  + ", ".join(f"{path.name} {path.stat().st_size:,}" for path in args.logs))
+            return 0
         plt = load_pyplot() if args.plot else None
         runs, notes = read_set(args.logs, args.metric)
         compare, compare_notes = read_set(args.compare, args.metric) if args.compare else (None, [])

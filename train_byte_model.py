@@ -1417,11 +1417,11 @@ class Scorer:
         """The post-quant scores and, with evaluation-time methods on, each method's: THE score is the
         sliding eval with every method that is on. EVAL_DUMP gets its per-target losses."""
         result, slide = self.report("final_int6_zstd22_roundtrip", model, hidden_fn)
-        losses, result["score_method"], result["score_bpb"] = slide.losses, "sliding", slide.val_bpb
+        losses = slide.losses
         if uses_eval_methods(self.args):
             result["methods"], losses = optional_module("eval_time").score_methods(self, model, hidden_fn, slide)
             result["score_method"], last = list(result["methods"].items())[-1]
-            result["score_bpb"] = last["val_bpb"]
+            result.update(score_bpb=last["val_bpb"], score_val_loss=last["val_loss"])
         everything = gather_losses(losses, self.rt) if self.args.eval_dump else None
         if everything is not None:
             tmp = Path(self.args.eval_dump + ".tmp")
@@ -1442,7 +1442,8 @@ class Scorer:
         return {"val_loss": plain.val_loss, "val_bpb": plain.val_bpb, "sliding_val_loss": slide.val_loss,
                 "sliding_val_bpb": slide.val_bpb, "sliding_scored_targets": slide.scored_targets,
                 "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count,
-                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms}, slide
+                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms, "score_method": "sliding",
+                "score_bpb": slide.val_bpb, "score_val_loss": slide.val_loss}, slide
 
 
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,

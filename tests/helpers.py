@@ -67,13 +67,13 @@ def make_byte_dataset(root: Path, train_bytes: int = 60_000, val_bytes: int = 3_
 
 
 def run_trainer(env: dict[str, str], log_dir: Path, nproc: int = 1, timeout: float = 600,
-                args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+                args: tuple[str, ...] = (), script: Path = TRAINER) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     full_env.update({"LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1", **env})
     if nproc == 1:
-        cmd = [sys.executable, str(TRAINER), *args]
+        cmd = [sys.executable, str(script), *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(TRAINER), *args]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script), *args]
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 

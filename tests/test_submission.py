@@ -42,7 +42,8 @@ def make_summary(seed: int, sliding_bpb: float, non_overlap_bpb: float | None = 
         return {"val_loss": (non_overlap_bpb + shift) * per_target, "val_bpb": non_overlap_bpb + shift,
                 "sliding_val_loss": (sliding_bpb + shift) * per_target, "sliding_val_bpb": sliding_bpb + shift,
                 "sliding_scored_targets": val_targets, "sliding_targets": val_targets,
-                "val_targets": val_targets, "val_byte_targets": val_byte_targets}
+                "val_targets": val_targets, "val_byte_targets": val_byte_targets, "score_method": "sliding",
+                "score_bpb": sliding_bpb + shift, "score_val_loss": (sliding_bpb + shift) * per_target}
 
     total = artifact_bytes + code_bytes
     return {"run_id": f"run_seed{seed}", "seed": seed, "layout": layout, "device": "cuda",
