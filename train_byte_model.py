@@ -492,42 +492,17 @@ def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tens
 # TRANSFORMER MODULES
 # -----------------------------
 
-@dataclasses.dataclass
-class ModelConfig:
-    """Everything needed to rebuild the model; stored in the artifact header. Field names are the
-    lower-case knob names, so a config is built from the knobs by name."""
-
-    vocab_size: int
-    block_pattern: str
-    model_dim: int
-    num_heads: int
-    num_kv_heads: int
-    mlp_hidden: int
-    rope_base: float
-    rope_dims: int
-    xsa_last_n: int
-    ln_scale: int
-    ortho_init: int
-    qk_gain_init: float
-    logit_softcap: float
-    tied_embed_init_std: float
-    smear_gate: int
-    bigram_hash_buckets: int
-    bigram_hash_dim: int
-    bigram_hash: str
-    bigram_init_std: float
-    bigram_in_norm: int
-    unet_skips: int
-    jepa_chunk_size: int
-    jepa_latent_dim: int
-    jepa_sigreg_weight: float
-    scan_chunk: int
-    patch_size: int
-    patch_decoder: str
-
-    @classmethod
-    def from_hparams(cls, args: Hyperparameters, vocab_size: int) -> ModelConfig:
-        return cls(vocab_size=vocab_size, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)[1:]})
+# Everything needed to rebuild the model, stored in the artifact header: the vocab size and these knobs
+# (fields named like the knobs, in lower case).
+MODEL_KNOBS = ("BLOCK_PATTERN", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_HIDDEN", "ROPE_BASE", "ROPE_DIMS",
+               "XSA_LAST_N", "LN_SCALE", "ORTHO_INIT", "QK_GAIN_INIT", "LOGIT_SOFTCAP", "TIED_EMBED_INIT_STD",
+               "SMEAR_GATE", "BIGRAM_HASH_BUCKETS", "BIGRAM_HASH_DIM", "BIGRAM_HASH", "BIGRAM_INIT_STD",
+               "BIGRAM_IN_NORM", "UNET_SKIPS", "JEPA_CHUNK_SIZE", "JEPA_LATENT_DIM", "JEPA_SIGREG_WEIGHT",
+               "SCAN_CHUNK", "PATCH_SIZE", "PATCH_DECODER")
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig", [("vocab_size", int)] + [(name.lower(), type(default)) for name, default, _ in KNOBS if name in MODEL_KNOBS],
+    namespace={"from_hparams": classmethod(lambda cls, args, vocab_size: cls(
+        vocab_size, *(getattr(args, f.name) for f in dataclasses.fields(cls)[1:])))})
 
 
 class CastedLinear(nn.Linear):
