@@ -1209,6 +1209,16 @@ def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
 
 
+def check_replicas(rt: Runtime, model: nn.Module) -> None:
+    """Logs whether the ranks ended training with the same weights, as they must (one clock, one LR)."""
+    if rt.distributed:
+        digests = [None] * rt.world_size
+        weights = b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())
+        dist.all_gather_object(digests, hashlib.sha256(weights).hexdigest()[:16])
+        rt.log(f"replicas:{'identical' if len(set(digests)) == 1 else 'DIFFERENT'} weights on {rt.world_size} ranks, "
+               f"sha256 {' '.join(dict.fromkeys(digests))}")
+
+
 class Trainer:
     """One optimizer step = 8 // WORLD_SIZE micro-steps of TRAIN_BATCH_TOKENS / 8 tokens per rank."""
 
@@ -1259,58 +1269,73 @@ class Trainer:
             opt.load_state_dict(state)
         self.loader.load_state(data_position)
 
-    def log_step(self, progress: Progress, train_loss: float, aux_loss: float, elapsed: float, final: bool) -> None:
-        args = self.args
+    def log_step(self, progress: Progress, train_loss: float, aux_loss: float, final: bool) -> None:
+        args, elapsed = self.args, progress.training_ms
         if args.train_log_every > 0 and (progress.step <= 10 or progress.step % args.train_log_every == 0 or final):
             jepa = f" jepa_loss:{aux_loss:.4f}" if self.model.jepa is not None else ""
             self.rt.log(f"step:{progress.step}/{args.iterations} train_loss:{train_loss:.4f} "
                         f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms{jepa}")
+
+    def agree(self, progress: Progress, train_loss: Tensor, aux_loss: Tensor, clock_ms: float) -> tuple[float, float]:
+        """One small all-reduce per step: the rank-mean losses, any non-finite loss, and the ranks' mean clock,
+        which becomes every rank's training time, so the LR, JEPA weight, SWA and stop that follow it agree."""
+        flags = torch.stack([train_loss.double(), aux_loss.double(), (~torch.isfinite(train_loss)).double(),
+                             train_loss.new_tensor(clock_ms, dtype=torch.float64)])
+        if self.rt.distributed:
+            dist.all_reduce(flags)
+        loss_sum, aux_sum, nonfinite, clock_sum = flags.tolist()
+        require(not nonfinite,
+                f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
+        progress.training_ms = clock_sum / self.rt.world_size
+        return loss_sum / self.rt.world_size, aux_sum / self.rt.world_size
+
+    def checkpoint(self, progress: Progress, averages: WeightAverages) -> None:
+        """Rank 0 writes while the other ranks wait for it: every rank's clock stops for the save."""
+        if self.rt.master:
+            save_checkpoint(Path(self.args.log_dir) / f"{self.args.run_id}.ckpt", progress, self.model, self.optimizers,
+                            averages, self.loader)
+        if self.rt.distributed:
+            dist.barrier()
 
     def run(self, progress: Progress, averages: WeightAverages, validate) -> Progress:
         """Trains until ITERATIONS or the wallclock cap; time spent validating or checkpointing is not
         training time. A non-finite loss ends the run with the step that produced it."""
         args, rt = self.args, self.rt
         cap_ms = 1000 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else math.inf
-        checkpoint = Path(args.log_dir) / f"{args.run_id}.ckpt"
-        stop = False
         rt.sync()
         t0 = time.perf_counter()
 
-        def pause(action) -> None:
+        def pause(action) -> None:  # the clock stops while this rank takes part in `action`
             nonlocal t0
             rt.sync()
-            progress.training_ms += 1000 * (time.perf_counter() - t0)
+            started = time.perf_counter()
             action()
             rt.sync()
-            t0 = time.perf_counter()
+            t0 += time.perf_counter() - started
 
         while True:
-            last = progress.step >= args.iterations or stop
+            last = progress.step >= args.iterations or progress.training_ms >= cap_ms
+            if last:  # the last step's GPU tail counts too; nothing reads the clock after this
+                rt.sync()
+                progress.training_ms += 1000 * (time.perf_counter() - t0)
             if last or (args.val_loss_every > 0 and progress.step % args.val_loss_every == 0):
                 pause(lambda: validate(progress))
             if last:
                 break
-            elapsed = progress.training_ms + 1000 * (time.perf_counter() - t0)
-            fraction = training_fraction(args, progress.step, elapsed)
-            train_loss, aux_loss = self.step(progress.step, lr_scale(args, progress.step, elapsed),
-                                             jepa_weight(args, fraction))
+            lr = lr_scale(args, progress.step, progress.training_ms)
+            fraction = training_fraction(args, progress.step, progress.training_ms)
+            train_loss, aux_loss = self.step(progress.step, lr, jepa_weight(args, fraction))
             progress.step += 1
-            elapsed = progress.training_ms + 1000 * (time.perf_counter() - t0)
-            averages.update(progress.step, training_fraction(args, progress.step, elapsed))
-            # One small all-reduce per step: the rank-mean losses, any non-finite loss, any rank at the cap.
-            flags = torch.stack([train_loss, aux_loss, (~torch.isfinite(train_loss)).float(),
-                                 torch.tensor(float(elapsed >= cap_ms), device=rt.device)])
-            if rt.distributed:
-                dist.all_reduce(flags)
-            loss_sum, aux_sum, nonfinite, at_cap = flags.tolist()
-            stop = at_cap > 0
-            require(not nonfinite,
-                    f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
-            self.log_step(progress, loss_sum / rt.world_size, aux_sum / rt.world_size, elapsed, stop)
-            ends = stop or progress.step >= args.iterations
-            if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or ends) and rt.master:
-                pause(lambda: save_checkpoint(checkpoint, progress, self.model, self.optimizers, averages, self.loader))
-        if stop and progress.step < args.iterations:
+            measured = time.perf_counter()  # before the step's GPU work ends: the rest counts in the next step
+            losses = self.agree(progress, train_loss, aux_loss, progress.training_ms + 1000 * (measured - t0))
+            t0 = measured  # the clock runs on from the agreed time
+            averages.update(progress.step, training_fraction(args, progress.step, progress.training_ms))
+            stop = progress.training_ms >= cap_ms
+            self.log_step(progress, *losses, stop)
+            if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or stop
+                                              or progress.step >= args.iterations):
+                pause(lambda: self.checkpoint(progress, averages))
+        if progress.step < args.iterations:
             rt.log(f"stopping_early: wallclock_cap train_time:{progress.training_ms:.0f}ms "
                    f"step:{progress.step}/{args.iterations}")
         return progress
@@ -1434,6 +1459,7 @@ def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, mo
                f"train_time:{p.training_ms:.0f}ms step_avg:{p.training_ms / max(p.step, 1):.2f}ms")
 
     progress = trainer.run(progress, averages, validate)
+    check_replicas(rt, model)
     if rt.device.type == "cuda":
         rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
                f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")

@@ -105,6 +105,19 @@ def test_two_cpu_processes_match_one_process_first_step(dataset, tmp_path):
     assert first_losses[0] == pytest.approx(first_losses[1], abs=1.5e-4)
 
 
+def test_two_ranks_on_one_clock_end_with_identical_weights_through_checkpoints(dataset, tmp_path):
+    """Under a wallclock cap the LR warmdown follows the clock (WARMDOWN_ITERS far above the steps that
+    fit, so every step's LR is set by the time left). Each rank used to run its own clock, and only rank
+    0 paused it while writing a checkpoint, so the ranks applied different LRs to the same all-reduced
+    gradients. Now they agree on the clock every step and wait together while rank 0 writes."""
+    env = {**TINY_ENV, "DATA_PATH": str(dataset), "RUN_ID": "clock", "ITERATIONS": "100000", "WARMDOWN_ITERS": "100000",
+           "MAX_WALLCLOCK_SECONDS": "3", "CHECKPOINT_EVERY": "2", "HELDOUT_TOKENS": "0", "VAL_SLIDING_STRIDE": "64"}
+    proc = run_trainer(env, tmp_path, nproc=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopping_early: wallclock_cap" in proc.stdout and (tmp_path / "clock.ckpt").is_file()
+    assert re.search(r"^replicas:identical weights on 2 ranks, sha256 [0-9a-f]{16}$", proc.stdout, re.M), proc.stdout
+
+
 def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
     env = {**TINY_ENV, "DATA_PATH": str(dataset), "ITERATIONS": "12", "WARMDOWN_ITERS": "4", "CHECKPOINT_EVERY": "3",
            "VAL_SLIDING_STRIDE": "64"}
