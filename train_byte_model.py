@@ -703,7 +703,8 @@ class ByteGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, i, mixers[letter](cfg, i)) for i, letter in enumerate(cfg.block_pattern))
         self.num_encoder_layers = len(self.blocks) // 2
         num_skips = min(self.num_encoder_layers, len(self.blocks) - self.num_encoder_layers) if cfg.unet_skips else 0
-        self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
+        # None, not an empty parameter: DDP fails at step 2 on a parameter that gets no gradient.
+        self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim)) if num_skips else None
         self.jepa = ChunkJepa(cfg) if cfg.jepa_chunk_size else None
         if cfg.ortho_init:  # output projections are zero-initialized, so PR #832's 1/sqrt(2L) scale has no effect
             for m in self.modules():
@@ -718,13 +719,13 @@ class ByteGPT(nn.Module):
         return self.smear(F.rms_norm(x, dim)) + bigram
 
     def trunk(self, x: Tensor) -> Tensor:
-        x0, skips = x, []
+        x0, skips, weights = x, [], () if self.skip_weights is None else self.skip_weights
         for i, block in enumerate(self.blocks):
             decoder_index = i - self.num_encoder_layers
-            if 0 <= decoder_index < len(self.skip_weights):
-                x = x + self.skip_weights[decoder_index] * skips.pop()
+            if 0 <= decoder_index < len(weights):
+                x = x + weights[decoder_index] * skips.pop()
             x = block(x, x0)
-            if i < len(self.skip_weights):
+            if i < len(weights):
                 skips.append(x)
         return x
 

@@ -267,6 +267,16 @@ def test_unet_skips_connect_encoder_to_decoder():
     assert not torch.allclose(before, after)
 
 
+@pytest.mark.parametrize("overrides", [{}, {"unet_skips": 0}, {"block_pattern": "A"}])
+def test_every_parameter_gets_a_gradient(overrides):
+    """DDP (without find_unused_parameters) fails at step 2 on a parameter that gets no gradient, as an
+    empty skip-weight tensor did with UNET_SKIPS=0 or one layer."""
+    model = tbm.ByteGPT(tiny_config(**overrides))
+    ids = torch.randint(4, 260, (2, 16))
+    sum(model(ids, ids)).backward()
+    assert [name for name, p in model.named_parameters() if p.grad is None] == []
+
+
 def test_bigram_hash_mix_uses_every_bit_of_previous_byte():
     bigram = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096))
     seed_hash = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096, bigram_hash="seed"))

@@ -118,6 +118,16 @@ def test_two_ranks_on_one_clock_end_with_identical_weights_through_checkpoints(d
     assert re.search(r"^replicas:identical weights on 2 ranks, sha256 [0-9a-f]{16}$", proc.stdout, re.M), proc.stdout
 
 
+@pytest.mark.parametrize("knobs", [{"UNET_SKIPS": "0"}, {"NUM_LAYERS": "1"}])
+def test_ddp_trains_without_skip_connections(dataset, tmp_path, knobs):
+    """Without skips (UNET_SKIPS=0, or one layer) DDP used to fail at step 2 on the empty skip weights."""
+    env = {**TINY_ENV, **knobs, "DATA_PATH": str(dataset), "RUN_ID": "noskip", "ITERATIONS": "3", "WARMUP_STEPS": "0",
+           "HELDOUT_TOKENS": "0", "VAL_SLIDING_STRIDE": "64"}
+    proc = run_trainer(env, tmp_path, nproc=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "step:3/3 train_loss:" in proc.stdout and "replicas:identical weights on 2 ranks" in proc.stdout
+
+
 def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
     env = {**TINY_ENV, "DATA_PATH": str(dataset), "ITERATIONS": "12", "WARMDOWN_ITERS": "4", "CHECKPOINT_EVERY": "3",
            "VAL_SLIDING_STRIDE": "64"}
