@@ -527,14 +527,42 @@ def rotary(x: Tensor, base: float, dims: int) -> Tensor:
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
 
 
+fa3_enabled = False  # set once at start-up by choose_attention
+
+
 def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """(batch, time, heads, head_dim) in and out, fewer k/v heads allowed; FA3 on GPU when installed."""
-    if fa3_attention is not None and q.is_cuda:
+    """(batch, time, heads, head_dim) in and out, fewer k/v heads allowed; FA3 once enabled, else SDPA."""
+    if fa3_enabled:
         out = fa3_attention(q, k, v, causal=True)
         return out[0] if isinstance(out, tuple) else out
     y = F.scaled_dot_product_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
+
+
+def fa3_probe(device: torch.device, compile: bool) -> str:
+    """The error of a tiny bf16 forward + backward through causal_attention, compiled if the run compiles
+    (an FA3 built for another torch breaks torch.compile(fullgraph=True)); '' when it runs."""
+    try:
+        q, k, v = (torch.randn(1, 128, heads, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
+                   for heads in (4, 2, 2))
+        (torch.compile(causal_attention, fullgraph=True) if compile else causal_attention)(q, k, v).sum().backward()
+        q.grad.sum().item()  # waits for the device, so an asynchronous kernel error shows here
+    except Exception as exc:  # any failure means SDPA, and the log says why
+        return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+    return ""
+
+
+def choose_attention(rt: Runtime) -> str:
+    """Enables FA3 only where it runs: installed, CUDA, bf16 (it has no fp32 kernel), a passing probe.
+    Returns the log line."""
+    global fa3_enabled
+    fa3_enabled = fa3_attention is not None and rt.device.type == "cuda" and rt.bf16  # on while the probe runs
+    error = fa3_probe(rt.device, rt.compile) if fa3_enabled else ""
+    why = ("not installed" if fa3_attention is None else f"failed its start-up probe: {error}" if error
+           else "needs CUDA and bf16")
+    fa3_enabled = fa3_enabled and not error
+    return "attention_kernel:fa3" if fa3_enabled else f"attention_kernel:sdpa (FA3 {why})"
 
 
 def exclude_own_value(y: Tensor, v: Tensor) -> Tensor:
@@ -1377,8 +1405,7 @@ def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> N
         rt.log(warning)
     rt.log(f"recipe:{args.recipe} device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} "
            f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
-    kernel = "fa3" if fa3_attention is not None and rt.device.type == "cuda" else "sdpa"
-    rt.log(f"attention_kernel:{kernel}" + ("" if kernel == "fa3" else " (flash_attn_interface not used)"))
+    rt.log(choose_attention(rt))
 
 
 class Scorer:

@@ -183,22 +183,69 @@ def test_gqa_through_sdpa_matches_the_reference():
 
 
 def test_gqa_reaches_fa3_with_its_own_kv_heads(monkeypatch):
-    """On CUDA with FA3 installed, k and v go to the kernel with NUM_KV_HEADS heads (FA3 does the
-    grouping itself); here a stand-in kernel records what it gets and a tensor flags itself as CUDA."""
+    """Once FA3 is enabled, k and v go to the kernel with NUM_KV_HEADS heads (FA3 does the grouping
+    itself); here a stand-in kernel records what it gets."""
     calls = []
 
     def fake_fa3(q, k, v, causal):
         calls.append((q.shape, k.shape, causal))
         return reference_gqa_attention(q, k, v), None
 
-    class CudaTensor(torch.Tensor):
-        is_cuda = True
-
     monkeypatch.setattr(tbm, "fa3_attention", fake_fa3)
+    monkeypatch.setattr(tbm, "fa3_enabled", True)
     q, k, v = torch.randn(1, 5, 4, 8), torch.randn(1, 5, 2, 8), torch.randn(1, 5, 2, 8)
-    out = tbm.causal_attention(q.as_subclass(CudaTensor), k, v)
+    out = tbm.causal_attention(q, k, v)
     assert calls == [((1, 5, 4, 8), (1, 5, 2, 8), True)]
-    torch.testing.assert_close(out.as_subclass(torch.Tensor), reference_gqa_attention(q, k, v))
+    torch.testing.assert_close(out, reference_gqa_attention(q, k, v))
+
+
+def cuda_runtime(bf16: bool) -> tbm.Runtime:
+    """A Runtime that names a CUDA device (nothing here touches it: the probe is a stand-in)."""
+    return tbm.Runtime(0, 1, torch.device("cuda", 0), bf16=bf16, compile=True)
+
+
+def test_fa3_needs_installation_cuda_bf16_and_a_passing_probe(monkeypatch):
+    monkeypatch.setattr(tbm, "fa3_enabled", False)
+    monkeypatch.setattr(tbm, "fa3_probe", lambda device, compile: "")
+    monkeypatch.setattr(tbm, "fa3_attention", None)
+    assert tbm.choose_attention(cuda_runtime(True)) == "attention_kernel:sdpa (FA3 not installed)"
+    monkeypatch.setattr(tbm, "fa3_attention", lambda q, k, v, causal: q)
+    assert tbm.choose_attention(cuda_runtime(False)) == "attention_kernel:sdpa (FA3 needs CUDA and bf16)"
+    assert not tbm.fa3_enabled
+    cpu = tbm.Runtime(0, 1, torch.device("cpu"), bf16=True, compile=False)
+    assert tbm.choose_attention(cpu) == "attention_kernel:sdpa (FA3 needs CUDA and bf16)"
+    assert tbm.choose_attention(cuda_runtime(True)) == "attention_kernel:fa3" and tbm.fa3_enabled
+    monkeypatch.setattr(tbm, "fa3_probe", lambda device, compile: "RuntimeError: boom")
+    line = tbm.choose_attention(cuda_runtime(True))
+    assert line == "attention_kernel:sdpa (FA3 failed its start-up probe: RuntimeError: boom)" and not tbm.fa3_enabled
+
+
+def test_fa3_probe_reports_a_kernel_that_fails_and_passes_one_that_works(monkeypatch):
+    """The probe runs the real causal_attention with FA3 enabled: a kernel that raises (a build for
+    another torch, no bf16 support, ...) is reported, so the run falls back to SDPA."""
+    def broken(q, k, v, causal):
+        raise RuntimeError("FlashAttention only supports Hopper\nsecond line")
+
+    monkeypatch.setattr(tbm, "fa3_enabled", True)
+    monkeypatch.setattr(tbm, "fa3_attention", broken)
+    assert tbm.fa3_probe(torch.device("cpu"), compile=False) == "RuntimeError: FlashAttention only supports Hopper"
+    monkeypatch.setattr(tbm, "fa3_attention", lambda q, k, v, causal: reference_gqa_attention(q, k, v))
+    assert tbm.fa3_probe(torch.device("cpu"), compile=False) == ""
+
+
+@pytest.mark.slow
+def test_fa3_probe_catches_a_kernel_that_breaks_fullgraph_compile(monkeypatch):
+    """An FA3 build that torch.compile cannot trace (here: a stand-in with a graph break) fails the
+    compiled probe, as it would fail the first compiled training step."""
+    def untraceable(q, k, v, causal):
+        torch._dynamo.graph_break()
+        return reference_gqa_attention(q, k, v)
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(tbm, "fa3_enabled", True)
+    monkeypatch.setattr(tbm, "fa3_attention", untraceable)
+    assert tbm.fa3_probe(torch.device("cpu"), compile=False) == ""
+    assert tbm.fa3_probe(torch.device("cpu"), compile=True).startswith("Unsupported: ")
 
 
 def test_chunk_jepa_gradients_go_where_pr832_sends_them():
