@@ -1605,4 +1605,10 @@ if __name__ == "__main__":
         exit_code = 130
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        # A gloo worker thread may still be releasing its last collective's tensors, which needs the GIL;
+        # if the interpreter is finalizing by then, the process aborts (SIGABRT). So leave without finalizing:
+        # every file is written and closed by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
     sys.exit(exit_code)
