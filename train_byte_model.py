@@ -1406,6 +1406,10 @@ def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> N
     rt.log(f"recipe:{args.recipe} device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} "
            f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
     rt.log(choose_attention(rt))
+    try:
+        zstandard_module()
+    except RunError as exc:  # said at the start, not only after ten minutes of training
+        rt.log(f"warning: {exc}; without it this run stops where it writes or reads the artifact")
 
 
 class Scorer:
