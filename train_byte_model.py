@@ -9,6 +9,7 @@ evaluation, int6 artifact. Knobs are environment variables; RECIPE picks a publi
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import copy
 import dataclasses
 import difflib
@@ -383,12 +384,18 @@ def load_tokenizer(path: str):
 
 class TokenStream:
     """Reads shards in order and wraps around forever; the last `holdout` ids of the last shard are
-    never served (they are the held-out slice that picks the final weights)."""
+    never served (they are the held-out slice that picks the final weights). A background thread reads
+    the next shard meanwhile, so training does not wait for the disk at a shard's end."""
 
     def __init__(self, files: list[Path], vocab_size: int, holdout: int = 0):
         self.files, self.vocab_size, self.holdout = files, vocab_size, holdout
         self.file_idx, self.pos = 0, 0
         self.tokens = self._load(0)
+        self.reader = concurrent.futures.ThreadPoolExecutor(1)
+        self.prefetch(1 % len(files))
+
+    def prefetch(self, idx: int) -> None:
+        self.next_idx, self.next_tokens = idx, self.reader.submit(self._load, idx)
 
     def _load(self, idx: int) -> np.ndarray:
         ids = load_shard(self.files[idx], self.vocab_size)
@@ -415,7 +422,9 @@ class TokenStream:
 
     def seek(self, file_idx: int, pos: int) -> None:
         if file_idx != self.file_idx:
-            self.file_idx, self.tokens = file_idx, self._load(file_idx)
+            ready = file_idx == self.next_idx
+            self.file_idx, self.tokens = file_idx, self.next_tokens.result() if ready else self._load(file_idx)
+            self.prefetch((file_idx + 1) % len(self.files))
         self.pos = pos
 
 
@@ -430,6 +439,8 @@ class DistributedTokenLoader:
         span = batch_tokens // (self.world_size * grad_accum) + 1
         chunk = self.stream.take(span * self.world_size)
         local = torch.from_numpy(chunk[self.rank * span : (self.rank + 1) * span].astype(np.int64))
+        if self.device.type == "cuda":  # from pageable memory the copy would first wait for the GPU's queue
+            local = local.pin_memory()
         local = local.to(self.device, non_blocking=True)
         return local[:-1].view(-1, seq_len), local[1:].view(-1, seq_len)
 
