@@ -814,21 +814,24 @@ def build_model(cfg: ModelConfig) -> ByteGPT:
 # the nearest semi-orthogonal one (Newton-Schulz iteration), scaled for non-square shapes.
 
 def newton_schulz(g: Tensor, steps: int) -> Tensor:
+    """Orthogonalizes each matrix of g (..., rows, cols); a batch of same-shape matrices is one chain of
+    batched matmuls."""
     a, b, c = 3.4445, -4.7750, 2.0315
     x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)  # bf16 is fast on GPU, slow on CPU
-    x = x / (x.norm() + 1e-7)
-    transposed = x.size(0) > x.size(1)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    transposed = x.size(-2) > x.size(-1)
     if transposed:
-        x = x.T
+        x = x.mT
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return x.T if transposed else x
+    return x.mT if transposed else x
 
 
 class Muon(torch.optim.Optimizer):
     """Every rank keeps every momentum buffer (so checkpoints need only rank 0's state); rank r
-    orthogonalizes parameters r, r + world, ...; one all-reduce shares the updates."""
+    orthogonalizes parameters r, r + world, ..., those of one shape as one batch; one all-reduce
+    shares the updates. Elementwise work is one foreach call per group, not one kernel per matrix."""
 
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
                  orthogonalize=newton_schulz):
@@ -840,27 +843,28 @@ class Muon(torch.optim.Optimizer):
         distributed = dist.is_available() and dist.is_initialized()
         world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
         for group in self.param_groups:
-            params = group["params"]
+            params, momentum = group["params"], group["momentum"]
             if not params:
                 continue
-            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device,
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, [p.grad for p in params])
+            sizes = [p.numel() for p in params]
+            flat = torch.zeros(sum(sizes), device=params[0].device,
                                dtype=torch.bfloat16 if params[0].is_cuda else torch.float32)
-            offset = 0
-            for i, p in enumerate(params):
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-                buf.mul_(group["momentum"]).add_(p.grad)
-                if i % world_size == rank:
-                    update = self.orthogonalize(p.grad.add(buf, alpha=group["momentum"]), group["backend_steps"])
-                    update *= max(1.0, p.size(0) / p.size(1)) ** 0.5
-                    flat[offset : offset + p.numel()] = update.flatten()
-                offset += p.numel()
+            slots, mine = flat.split(sizes), collections.defaultdict(list)
+            for i in range(rank, len(params), world_size):
+                mine[params[i].shape].append(i)
+            for (rows, cols), batch in mine.items():
+                nesterov = torch._foreach_add([params[i].grad for i in batch], [bufs[i] for i in batch], alpha=momentum)
+                update = self.orthogonalize(torch.stack(nesterov), group["backend_steps"])
+                update *= max(1.0, rows / cols) ** 0.5
+                torch._foreach_copy_([slots[i] for i in batch], list(update.flatten(1)))
             if distributed:
                 dist.all_reduce(flat)
-            offset = 0
-            for p in params:
-                p.mul_(1.0 - group["lr"] * group["weight_decay"])
-                p.add_(flat[offset : offset + p.numel()].view_as(p).to(p.dtype), alpha=-group["lr"])
-                offset += p.numel()
+            torch._foreach_mul_(params, 1.0 - group["lr"] * group["weight_decay"])
+            updates = [u.view_as(p) for u, p in zip(flat.float().split(sizes), params)]
+            torch._foreach_add_(params, updates, alpha=-group["lr"])
 
 
 def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list, Muon]:
