@@ -598,12 +598,17 @@ class CausalSelfAttention(nn.Module):
         self.proj = CastedLinear(cfg.model_dim, cfg.model_dim, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))
 
+    def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One matmul for q, k and v (batch, time, heads, head_dim); the three weights stay separate
+        parameters, so Muon still orthogonalizes each on its own."""
+        qkv = F.linear(x, torch.cat((self.c_q.weight, self.c_k.weight, self.c_v.weight)))
+        return qkv.unflatten(-1, (-1, self.head_dim)).split([self.num_heads, self.num_kv_heads, self.num_kv_heads], -2)
+
     def forward(self, x: Tensor) -> Tensor:
         bsz, seqlen, dim = x.shape
-        v = self.c_v(x).view(bsz, seqlen, self.num_kv_heads, self.head_dim)
+        q, k, v = self.qkv(x)
         # RMS-normed q and k; cast back to the matmul dtype so the attention kernel runs in bf16.
-        q = F.rms_norm(self.c_q(x).view(bsz, seqlen, self.num_heads, self.head_dim), (self.head_dim,))
-        k = F.rms_norm(self.c_k(x).view(bsz, seqlen, self.num_kv_heads, self.head_dim), (self.head_dim,))
+        q, k = F.rms_norm(q, (self.head_dim,)), F.rms_norm(k, (self.head_dim,))
         q = (rotary(q, self.rope_base, self.rope_dims) * self.q_gain[None, None, :, None]).to(v.dtype)
         k = rotary(k, self.rope_base, self.rope_dims).to(v.dtype)
         y = causal_attention(q, k, v)

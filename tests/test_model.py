@@ -324,6 +324,20 @@ def test_every_parameter_gets_a_gradient(overrides):
     assert [name for name, p in model.named_parameters() if p.grad is None] == []
 
 
+def test_fused_qkv_matmul_matches_three_projections():
+    """q, k and v come from one matmul over the concatenated weights; values and each weight's gradient
+    must be those of the three separate projections (nn.Linear's own forward)."""
+    attn = randomized(tbm.CausalSelfAttention(tiny_config(), 0)).double()
+    x = torch.randn(2, 7, 64, dtype=torch.float64)
+    cotangents = [torch.randn(2, 7, heads, 16, dtype=torch.float64) for heads in (4, 2, 2)]
+    fused = attn.qkv(x)
+    grads = torch.autograd.grad(fused, [attn.c_q.weight, attn.c_k.weight, attn.c_v.weight], cotangents)
+    separate = [nn_linear(x).view(2, 7, -1, 16) for nn_linear in (attn.c_q, attn.c_k, attn.c_v)]
+    expected = torch.autograd.grad(separate, [attn.c_q.weight, attn.c_k.weight, attn.c_v.weight], cotangents)
+    for got, want in zip([*fused, *grads], [*separate, *expected]):
+        torch.testing.assert_close(got, want)
+
+
 def test_bigram_hash_mix_uses_every_bit_of_previous_byte():
     bigram = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096))
     seed_hash = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096, bigram_hash="seed"))
