@@ -643,9 +643,11 @@ class Block(nn.Module):
         self.input_scale = (layer + 1) ** -0.5 if cfg.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor) -> Tensor:
-        x = self.resid_mix[0] * x + self.resid_mix[1] * x0
-        x = x + self.attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
-        return x + self.mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
+        # The fp32 gains are cast to the stream's dtype, which would otherwise be promoted to fp32.
+        mix, attn_scale, mlp_scale = (p.to(x.dtype) for p in (self.resid_mix, self.attn_scale, self.mlp_scale))
+        x = mix[0] * x + mix[1] * x0
+        x = x + attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
+        return x + mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
 
 
 class SmearGate(nn.Module):
@@ -763,7 +765,10 @@ class ByteGPT(nn.Module):
         return self.smear(F.rms_norm(x, dim)) + bigram
 
     def trunk(self, x: Tensor) -> Tensor:
-        x0, skips, weights = x, [], () if self.skip_weights is None else self.skip_weights
+        """The residual stream runs in autocast's dtype (bf16 on GPU): half the bytes of fp32."""
+        if torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        x0, skips, weights = x, [], () if self.skip_weights is None else self.skip_weights.to(x.dtype)
         for i, block in enumerate(self.blocks):
             decoder_index = i - self.num_encoder_layers
             if 0 <= decoder_index < len(weights):
@@ -778,7 +783,7 @@ class ByteGPT(nn.Module):
         aux = torch.zeros((), device=x.device)
         if self.jepa is not None:
             x, aux = self.jepa(x)
-        return F.rms_norm(x, (self.cfg.model_dim,)), aux
+        return F.rms_norm(x.float(), (self.cfg.model_dim,)), aux  # fp32, so the eval head stays fp32
 
     def hidden_and_aux(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         return self.final_hidden(self.trunk(self.embed(ids)))

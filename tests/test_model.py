@@ -338,6 +338,23 @@ def test_fused_qkv_matmul_matches_three_projections():
         torch.testing.assert_close(got, want)
 
 
+def test_residual_stream_runs_in_bf16_under_autocast_and_stays_close_to_fp32():
+    """Under autocast the stream between blocks is bf16 (the fp32 gains would otherwise promote it to
+    fp32); without autocast it is fp32. The loss stays within bf16 rounding of the fp32 loss."""
+    model = randomized(tbm.ByteGPT(tiny_config()), seed=1)
+    seen = []
+    for block in model.blocks:
+        block.register_forward_hook(lambda module, inputs, out: seen.append(out.dtype))
+    ids = torch.randint(4, 260, (2, 32))
+    with torch.no_grad():
+        fp32_loss = model(ids, ids)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16_loss = model(ids, ids)[0]
+            assert model.hidden(ids).dtype == torch.float32  # the final norm hands the head fp32 all the same
+    assert seen == [torch.float32] * 5 + [torch.bfloat16] * 10
+    assert bf16_loss.item() == pytest.approx(fp32_loss.item(), rel=0.02)
+
+
 def test_bigram_hash_mix_uses_every_bit_of_previous_byte():
     bigram = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096))
     seed_hash = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096, bigram_hash="seed"))
