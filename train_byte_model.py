@@ -9,6 +9,7 @@ evaluation, int6 artifact. Knobs are environment variables; RECIPE picks a publi
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import copy
 import dataclasses
 import difflib
@@ -405,12 +406,18 @@ def load_tokenizer(path: str):
 
 class TokenStream:
     """Reads shards in order and wraps around forever; the last `holdout` ids of the last shard are
-    never served (they are the held-out slice that picks the final weights)."""
+    never served (they are the held-out slice that picks the final weights). A background thread reads
+    the next shard meanwhile, so training does not wait for the disk at a shard's end."""
 
     def __init__(self, files: list[Path], vocab_size: int, holdout: int = 0):
         self.files, self.vocab_size, self.holdout = files, vocab_size, holdout
         self.file_idx, self.pos = 0, 0
         self.tokens = self._load(0)
+        self.reader = concurrent.futures.ThreadPoolExecutor(1)
+        self.prefetch(1 % len(files))
+
+    def prefetch(self, idx: int) -> None:
+        self.next_idx, self.next_tokens = idx, self.reader.submit(self._load, idx)
 
     def _load(self, idx: int) -> np.ndarray:
         ids = load_shard(self.files[idx], self.vocab_size)
@@ -437,7 +444,9 @@ class TokenStream:
 
     def seek(self, file_idx: int, pos: int) -> None:
         if file_idx != self.file_idx:
-            self.file_idx, self.tokens = file_idx, self._load(file_idx)
+            ready = file_idx == self.next_idx
+            self.file_idx, self.tokens = file_idx, self.next_tokens.result() if ready else self._load(file_idx)
+            self.prefetch((file_idx + 1) % len(self.files))
         self.pos = pos
 
 
@@ -452,6 +461,8 @@ class DistributedTokenLoader:
         span = batch_tokens // (self.world_size * grad_accum) + 1
         chunk = self.stream.take(span * self.world_size)
         local = torch.from_numpy(chunk[self.rank * span : (self.rank + 1) * span].astype(np.int64))
+        if self.device.type == "cuda":  # from pageable memory the copy would first wait for the GPU's queue
+            local = local.pin_memory()
         local = local.to(self.device, non_blocking=True)
         return local[:-1].view(-1, seq_len), local[1:].view(-1, seq_len)
 
@@ -524,14 +535,42 @@ def rotary(x: Tensor, base: float, dims: int) -> Tensor:
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
 
 
+fa3_enabled = False  # set once at start-up by choose_attention
+
+
 def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """(batch, time, heads, head_dim) in and out, fewer k/v heads allowed; FA3 on GPU when installed."""
-    if fa3_attention is not None and q.is_cuda:
+    """(batch, time, heads, head_dim) in and out, fewer k/v heads allowed; FA3 once enabled, else SDPA."""
+    if fa3_enabled:
         out = fa3_attention(q, k, v, causal=True)
         return out[0] if isinstance(out, tuple) else out
     y = F.scaled_dot_product_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
+
+
+def fa3_probe(device: torch.device, compile: bool) -> str:
+    """The error of a tiny bf16 forward + backward through causal_attention, compiled if the run compiles
+    (an FA3 built for another torch breaks torch.compile(fullgraph=True)); '' when it runs."""
+    try:
+        q, k, v = (torch.randn(1, 128, heads, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
+                   for heads in (4, 2, 2))
+        (torch.compile(causal_attention, fullgraph=True) if compile else causal_attention)(q, k, v).sum().backward()
+        q.grad.sum().item()  # waits for the device, so an asynchronous kernel error shows here
+    except Exception as exc:  # any failure means SDPA, and the log says why
+        return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
+    return ""
+
+
+def choose_attention(rt: Runtime) -> str:
+    """Enables FA3 only where it runs: installed, CUDA, bf16 (it has no fp32 kernel), a passing probe.
+    Returns the log line."""
+    global fa3_enabled
+    fa3_enabled = fa3_attention is not None and rt.device.type == "cuda" and rt.bf16  # on while the probe runs
+    error = fa3_probe(rt.device, rt.compile) if fa3_enabled else ""
+    why = ("not installed" if fa3_attention is None else f"failed its start-up probe: {error}" if error
+           else "needs CUDA and bf16")
+    fa3_enabled = fa3_enabled and not error
+    return "attention_kernel:fa3" if fa3_enabled else f"attention_kernel:sdpa (FA3 {why})"
 
 
 def exclude_own_value(y: Tensor, v: Tensor) -> Tensor:
@@ -556,12 +595,17 @@ class CausalSelfAttention(nn.Module):
         self.proj = CastedLinear(cfg.model_dim, cfg.model_dim, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))
 
+    def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One matmul for q, k and v (batch, time, heads, head_dim); the three weights stay separate
+        parameters, so Muon still orthogonalizes each on its own."""
+        qkv = F.linear(x, torch.cat((self.c_q.weight, self.c_k.weight, self.c_v.weight)))
+        return qkv.unflatten(-1, (-1, self.head_dim)).split([self.num_heads, self.num_kv_heads, self.num_kv_heads], -2)
+
     def forward(self, x: Tensor) -> Tensor:
         bsz, seqlen, dim = x.shape
-        v = self.c_v(x).view(bsz, seqlen, self.num_kv_heads, self.head_dim)
+        q, k, v = self.qkv(x)
         # RMS-normed q and k; cast back to the matmul dtype so the attention kernel runs in bf16.
-        q = F.rms_norm(self.c_q(x).view(bsz, seqlen, self.num_heads, self.head_dim), (self.head_dim,))
-        k = F.rms_norm(self.c_k(x).view(bsz, seqlen, self.num_kv_heads, self.head_dim), (self.head_dim,))
+        q, k = F.rms_norm(q, (self.head_dim,)), F.rms_norm(k, (self.head_dim,))
         q = (rotary(q, self.rope_base, self.rope_dims) * self.q_gain[None, None, :, None]).to(v.dtype)
         k = rotary(k, self.rope_base, self.rope_dims).to(v.dtype)
         y = causal_attention(q, k, v)
@@ -596,9 +640,11 @@ class Block(nn.Module):
         self.input_scale = (layer + 1) ** -0.5 if cfg.ln_scale else 1.0
 
     def forward(self, x: Tensor, x0: Tensor) -> Tensor:
-        x = self.resid_mix[0] * x + self.resid_mix[1] * x0
-        x = x + self.attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
-        return x + self.mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
+        # The fp32 gains are cast to the stream's dtype, which would otherwise be promoted to fp32.
+        mix, attn_scale, mlp_scale = (p.to(x.dtype) for p in (self.resid_mix, self.attn_scale, self.mlp_scale))
+        x = mix[0] * x + mix[1] * x0
+        x = x + attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
+        return x + mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
 
 
 class SmearGate(nn.Module):
@@ -700,7 +746,8 @@ class ByteGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg, i, mixers[letter](cfg, i)) for i, letter in enumerate(cfg.block_pattern))
         self.num_encoder_layers = len(self.blocks) // 2
         num_skips = min(self.num_encoder_layers, len(self.blocks) - self.num_encoder_layers) if cfg.unet_skips else 0
-        self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
+        # None, not an empty parameter: DDP fails at step 2 on a parameter that gets no gradient.
+        self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim)) if num_skips else None
         self.jepa = ChunkJepa(cfg) if cfg.jepa_chunk_size else None
         if cfg.ortho_init:  # output projections are zero-initialized, so PR #832's 1/sqrt(2L) scale has no effect
             for m in self.modules():
@@ -715,13 +762,16 @@ class ByteGPT(nn.Module):
         return self.smear(F.rms_norm(x, dim)) + bigram
 
     def trunk(self, x: Tensor) -> Tensor:
-        x0, skips = x, []
+        """The residual stream runs in autocast's dtype (bf16 on GPU): half the bytes of fp32."""
+        if torch.is_autocast_enabled(x.device.type):
+            x = x.to(torch.get_autocast_dtype(x.device.type))
+        x0, skips, weights = x, [], () if self.skip_weights is None else self.skip_weights.to(x.dtype)
         for i, block in enumerate(self.blocks):
             decoder_index = i - self.num_encoder_layers
-            if 0 <= decoder_index < len(self.skip_weights):
-                x = x + self.skip_weights[decoder_index] * skips.pop()
+            if 0 <= decoder_index < len(weights):
+                x = x + weights[decoder_index] * skips.pop()
             x = block(x, x0)
-            if i < len(self.skip_weights):
+            if i < len(weights):
                 skips.append(x)
         return x
 
@@ -730,7 +780,7 @@ class ByteGPT(nn.Module):
         aux = torch.zeros((), device=x.device)
         if self.jepa is not None:
             x, aux = self.jepa(x)
-        return F.rms_norm(x, (self.cfg.model_dim,)), aux
+        return F.rms_norm(x.float(), (self.cfg.model_dim,)), aux  # fp32, so the eval head stays fp32
 
     def hidden_and_aux(self, ids: Tensor) -> tuple[Tensor, Tensor]:
         return self.final_hidden(self.trunk(self.embed(ids)))
@@ -775,21 +825,24 @@ def build_model(cfg: ModelConfig) -> ByteGPT:
 # the nearest semi-orthogonal one (Newton-Schulz iteration), scaled for non-square shapes.
 
 def newton_schulz(g: Tensor, steps: int) -> Tensor:
+    """Orthogonalizes each matrix of g (..., rows, cols); a batch of same-shape matrices is one chain of
+    batched matmuls."""
     a, b, c = 3.4445, -4.7750, 2.0315
     x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)  # bf16 is fast on GPU, slow on CPU
-    x = x / (x.norm() + 1e-7)
-    transposed = x.size(0) > x.size(1)
+    x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
+    transposed = x.size(-2) > x.size(-1)
     if transposed:
-        x = x.T
+        x = x.mT
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return x.T if transposed else x
+    return x.mT if transposed else x
 
 
 class Muon(torch.optim.Optimizer):
     """Every rank keeps every momentum buffer (so checkpoints need only rank 0's state); rank r
-    orthogonalizes parameters r, r + world, ...; one all-reduce shares the updates."""
+    orthogonalizes parameters r, r + world, ..., those of one shape as one batch; one all-reduce
+    shares the updates. Elementwise work is one foreach call per group, not one kernel per matrix."""
 
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
                  orthogonalize=newton_schulz):
@@ -801,27 +854,28 @@ class Muon(torch.optim.Optimizer):
         distributed = dist.is_available() and dist.is_initialized()
         world_size, rank = (dist.get_world_size(), dist.get_rank()) if distributed else (1, 0)
         for group in self.param_groups:
-            params = group["params"]
+            params, momentum = group["params"], group["momentum"]
             if not params:
                 continue
-            flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device,
+            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
+            torch._foreach_mul_(bufs, momentum)
+            torch._foreach_add_(bufs, [p.grad for p in params])
+            sizes = [p.numel() for p in params]
+            flat = torch.zeros(sum(sizes), device=params[0].device,
                                dtype=torch.bfloat16 if params[0].is_cuda else torch.float32)
-            offset = 0
-            for i, p in enumerate(params):
-                buf = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p))
-                buf.mul_(group["momentum"]).add_(p.grad)
-                if i % world_size == rank:
-                    update = self.orthogonalize(p.grad.add(buf, alpha=group["momentum"]), group["backend_steps"])
-                    update *= max(1.0, p.size(0) / p.size(1)) ** 0.5
-                    flat[offset : offset + p.numel()] = update.flatten()
-                offset += p.numel()
+            slots, mine = flat.split(sizes), collections.defaultdict(list)
+            for i in range(rank, len(params), world_size):
+                mine[params[i].shape].append(i)
+            for (rows, cols), batch in mine.items():
+                nesterov = torch._foreach_add([params[i].grad for i in batch], [bufs[i] for i in batch], alpha=momentum)
+                update = self.orthogonalize(torch.stack(nesterov), group["backend_steps"])
+                update *= max(1.0, rows / cols) ** 0.5
+                torch._foreach_copy_([slots[i] for i in batch], list(update.flatten(1)))
             if distributed:
                 dist.all_reduce(flat)
-            offset = 0
-            for p in params:
-                p.mul_(1.0 - group["lr"] * group["weight_decay"])
-                p.add_(flat[offset : offset + p.numel()].view_as(p).to(p.dtype), alpha=-group["lr"])
-                offset += p.numel()
+            torch._foreach_mul_(params, 1.0 - group["lr"] * group["weight_decay"])
+            updates = [u.view_as(p) for u, p in zip(flat.float().split(sizes), params)]
+            torch._foreach_add_(params, updates, alpha=-group["lr"])
 
 
 def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list, Muon]:
@@ -1215,6 +1269,16 @@ def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
 
 
+def check_replicas(rt: Runtime, model: nn.Module) -> None:
+    """Logs whether the ranks ended training with the same weights, as they must (one clock, one LR)."""
+    if rt.distributed:
+        digests = [None] * rt.world_size
+        weights = b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())
+        dist.all_gather_object(digests, hashlib.sha256(weights).hexdigest()[:16])
+        rt.log(f"replicas:{'identical' if len(set(digests)) == 1 else 'DIFFERENT'} weights on {rt.world_size} ranks, "
+               f"sha256 {' '.join(dict.fromkeys(digests))}")
+
+
 class Trainer:
     """One optimizer step = 8 // WORLD_SIZE micro-steps of TRAIN_BATCH_TOKENS / 8 tokens per rank."""
 
@@ -1265,58 +1329,73 @@ class Trainer:
             opt.load_state_dict(state)
         self.loader.load_state(data_position)
 
-    def log_step(self, progress: Progress, train_loss: float, aux_loss: float, elapsed: float, final: bool) -> None:
-        args = self.args
+    def log_step(self, progress: Progress, train_loss: float, aux_loss: float, final: bool) -> None:
+        args, elapsed = self.args, progress.training_ms
         if args.train_log_every > 0 and (progress.step <= 10 or progress.step % args.train_log_every == 0 or final):
             jepa = f" jepa_loss:{aux_loss:.4f}" if self.model.jepa is not None else ""
             self.rt.log(f"step:{progress.step}/{args.iterations} train_loss:{train_loss:.4f} "
                         f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms{jepa}")
+
+    def agree(self, progress: Progress, train_loss: Tensor, aux_loss: Tensor, clock_ms: float) -> tuple[float, float]:
+        """One small all-reduce per step: the rank-mean losses, any non-finite loss, and the ranks' mean clock,
+        which becomes every rank's training time, so the LR, JEPA weight, SWA and stop that follow it agree."""
+        flags = torch.stack([train_loss.double(), aux_loss.double(), (~torch.isfinite(train_loss)).double(),
+                             train_loss.new_tensor(clock_ms, dtype=torch.float64)])
+        if self.rt.distributed:
+            dist.all_reduce(flags)
+        loss_sum, aux_sum, nonfinite, clock_sum = flags.tolist()
+        require(not nonfinite,
+                f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
+        progress.training_ms = clock_sum / self.rt.world_size
+        return loss_sum / self.rt.world_size, aux_sum / self.rt.world_size
+
+    def checkpoint(self, progress: Progress, averages: WeightAverages) -> None:
+        """Rank 0 writes while the other ranks wait for it: every rank's clock stops for the save."""
+        if self.rt.master:
+            save_checkpoint(Path(self.args.log_dir) / f"{self.args.run_id}.ckpt", progress, self.model, self.optimizers,
+                            averages, self.loader)
+        if self.rt.distributed:
+            dist.barrier()
 
     def run(self, progress: Progress, averages: WeightAverages, validate) -> Progress:
         """Trains until ITERATIONS or the wallclock cap; time spent validating or checkpointing is not
         training time. A non-finite loss ends the run with the step that produced it."""
         args, rt = self.args, self.rt
         cap_ms = 1000 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else math.inf
-        checkpoint = Path(args.log_dir) / f"{args.run_id}.ckpt"
-        stop = False
         rt.sync()
         t0 = time.perf_counter()
 
-        def pause(action) -> None:
+        def pause(action) -> None:  # the clock stops while this rank takes part in `action`
             nonlocal t0
             rt.sync()
-            progress.training_ms += 1000 * (time.perf_counter() - t0)
+            started = time.perf_counter()
             action()
             rt.sync()
-            t0 = time.perf_counter()
+            t0 += time.perf_counter() - started
 
         while True:
-            last = progress.step >= args.iterations or stop
+            last = progress.step >= args.iterations or progress.training_ms >= cap_ms
+            if last:  # the last step's GPU tail counts too; nothing reads the clock after this
+                rt.sync()
+                progress.training_ms += 1000 * (time.perf_counter() - t0)
             if last or (args.val_loss_every > 0 and progress.step % args.val_loss_every == 0):
                 pause(lambda: validate(progress))
             if last:
                 break
-            elapsed = progress.training_ms + 1000 * (time.perf_counter() - t0)
-            fraction = training_fraction(args, progress.step, elapsed)
-            train_loss, aux_loss = self.step(progress.step, lr_scale(args, progress.step, elapsed),
-                                             jepa_weight(args, fraction))
+            lr = lr_scale(args, progress.step, progress.training_ms)
+            fraction = training_fraction(args, progress.step, progress.training_ms)
+            train_loss, aux_loss = self.step(progress.step, lr, jepa_weight(args, fraction))
             progress.step += 1
-            elapsed = progress.training_ms + 1000 * (time.perf_counter() - t0)
-            averages.update(progress.step, training_fraction(args, progress.step, elapsed))
-            # One small all-reduce per step: the rank-mean losses, any non-finite loss, any rank at the cap.
-            flags = torch.stack([train_loss, aux_loss, (~torch.isfinite(train_loss)).float(),
-                                 torch.tensor(float(elapsed >= cap_ms), device=rt.device)])
-            if rt.distributed:
-                dist.all_reduce(flags)
-            loss_sum, aux_sum, nonfinite, at_cap = flags.tolist()
-            stop = at_cap > 0
-            require(not nonfinite,
-                    f"non-finite train loss at step {progress.step}; stopping (try a lower LR or GRAD_CLIP_NORM)")
-            self.log_step(progress, loss_sum / rt.world_size, aux_sum / rt.world_size, elapsed, stop)
-            ends = stop or progress.step >= args.iterations
-            if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or ends) and rt.master:
-                pause(lambda: save_checkpoint(checkpoint, progress, self.model, self.optimizers, averages, self.loader))
-        if stop and progress.step < args.iterations:
+            measured = time.perf_counter()  # before the step's GPU work ends: the rest counts in the next step
+            losses = self.agree(progress, train_loss, aux_loss, progress.training_ms + 1000 * (measured - t0))
+            t0 = measured  # the clock runs on from the agreed time
+            averages.update(progress.step, training_fraction(args, progress.step, progress.training_ms))
+            stop = progress.training_ms >= cap_ms
+            self.log_step(progress, *losses, stop)
+            if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or stop
+                                              or progress.step >= args.iterations):
+                pause(lambda: self.checkpoint(progress, averages))
+        if progress.step < args.iterations:
             rt.log(f"stopping_early: wallclock_cap train_time:{progress.training_ms:.0f}ms "
                    f"step:{progress.step}/{args.iterations}")
         return progress
@@ -1359,8 +1438,11 @@ def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> N
         rt.log(warning)
     rt.log(f"recipe:{args.recipe} device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} "
            f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
-    kernel = "fa3" if fa3_attention is not None and rt.device.type == "cuda" else "sdpa"
-    rt.log(f"attention_kernel:{kernel}" + ("" if kernel == "fa3" else " (flash_attn_interface not used)"))
+    rt.log(choose_attention(rt))
+    try:
+        zstandard_module()
+    except RunError as exc:  # said at the start, not only after ten minutes of training
+        rt.log(f"warning: {exc}; without it this run stops where it writes or reads the artifact")
 
 
 class Scorer:
@@ -1461,6 +1543,7 @@ def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, mo
                f"train_time:{p.training_ms:.0f}ms step_avg:{p.training_ms / max(p.step, 1):.2f}ms")
 
     progress = trainer.run(progress, averages, validate)
+    check_replicas(rt, model)
     if rt.device.type == "cuda":
         rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
                f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
@@ -1582,4 +1665,10 @@ if __name__ == "__main__":
         exit_code = 130
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        # A gloo worker thread may still be releasing its last collective's tensors, which needs the GIL;
+        # if the interpreter is finalizing by then, the process aborts (SIGABRT). So leave without finalizing:
+        # every file is written and closed by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
     sys.exit(exit_code)

@@ -69,10 +69,10 @@ def main() -> None:
         torch.backends.cudnn.allow_tf32 = True
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)  # noqa: E731
     cfg = tbm.ModelConfig.from_hparams(tbm.Hyperparameters({}), 256)
-    kernel = "FA3" if tbm.fa3_attention is not None and cuda else "PyTorch SDPA (flash_attn_interface not installed)"
+    kernel = tbm.choose_attention(tbm.Runtime(0, 1, device, bf16=cuda, compile=not a.no_compile))
     print(f"device {torch.cuda.get_device_name(device) if cuda else 'cpu'}  torch {torch.__version__}  "
           f"{'bf16 autocast' if cuda else 'fp32'}  batch {a.batch} x seq {a.seq} x dim {cfg.model_dim}, "
-          f"{cfg.num_heads} heads, MLP {cfg.mlp_hidden}, SCAN_CHUNK {cfg.scan_chunk}\nA attention kernel: {kernel}")
+          f"{cfg.num_heads} heads, MLP {cfg.mlp_hidden}, SCAN_CHUNK {cfg.scan_chunk}\nA {kernel}")
     modes = ["eager"] + ([] if a.no_compile else ["compiled"])
     results: dict[tuple[str, str], float] = {}
     for letter in a.letters:

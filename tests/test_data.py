@@ -3,6 +3,7 @@ error naming the file, with a non-zero exit."""
 
 import json
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -25,6 +26,27 @@ def test_stream_wraps_and_holds_out_the_tail(tmp_path):
     served = stream.take(10 + 10 + 3)
     assert served.tolist() == list(range(10, 30)) + [10, 11, 12]  # b's last 5 never served; wraps to a
     assert stream.heldout().tolist() == list(range(30, 35))
+
+
+def test_next_shard_is_read_in_the_background_and_a_jump_still_reads_the_right_one(tmp_path, monkeypatch):
+    files = [tmp_path / f"{name}.bin" for name in "abc"]
+    for i, path in enumerate(files):
+        write_shard(path, np.arange(10 * i, 10 * i + 10))
+    readers, real_load = [], tbm.load_shard
+
+    def recording_load(path, vocab_size):
+        if path.parent == tmp_path:  # an earlier test's stream may still be prefetching
+            readers.append((path.name, threading.current_thread()))
+        return real_load(path, vocab_size)
+
+    monkeypatch.setattr(tbm, "load_shard", recording_load)
+    stream = tbm.TokenStream(files, 260)
+    assert stream.take(15).tolist() == list(range(15))
+    stream.next_tokens.result()
+    assert [name for name, _ in readers] == ["a.bin", "b.bin", "c.bin"]  # c prefetched while b is served
+    assert readers[0][1] is threading.main_thread() and readers[1][1] is not threading.main_thread()
+    stream.seek(0, 3)  # a jump (a resume) to another shard than the prefetched one
+    assert stream.take(9).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 11]
 
 
 def test_loader_gives_each_rank_its_span_of_one_chunk(tmp_path):

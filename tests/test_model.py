@@ -183,22 +183,69 @@ def test_gqa_through_sdpa_matches_the_reference():
 
 
 def test_gqa_reaches_fa3_with_its_own_kv_heads(monkeypatch):
-    """On CUDA with FA3 installed, k and v go to the kernel with NUM_KV_HEADS heads (FA3 does the
-    grouping itself); here a stand-in kernel records what it gets and a tensor flags itself as CUDA."""
+    """Once FA3 is enabled, k and v go to the kernel with NUM_KV_HEADS heads (FA3 does the grouping
+    itself); here a stand-in kernel records what it gets."""
     calls = []
 
     def fake_fa3(q, k, v, causal):
         calls.append((q.shape, k.shape, causal))
         return reference_gqa_attention(q, k, v), None
 
-    class CudaTensor(torch.Tensor):
-        is_cuda = True
-
     monkeypatch.setattr(tbm, "fa3_attention", fake_fa3)
+    monkeypatch.setattr(tbm, "fa3_enabled", True)
     q, k, v = torch.randn(1, 5, 4, 8), torch.randn(1, 5, 2, 8), torch.randn(1, 5, 2, 8)
-    out = tbm.causal_attention(q.as_subclass(CudaTensor), k, v)
+    out = tbm.causal_attention(q, k, v)
     assert calls == [((1, 5, 4, 8), (1, 5, 2, 8), True)]
-    torch.testing.assert_close(out.as_subclass(torch.Tensor), reference_gqa_attention(q, k, v))
+    torch.testing.assert_close(out, reference_gqa_attention(q, k, v))
+
+
+def cuda_runtime(bf16: bool) -> tbm.Runtime:
+    """A Runtime that names a CUDA device (nothing here touches it: the probe is a stand-in)."""
+    return tbm.Runtime(0, 1, torch.device("cuda", 0), bf16=bf16, compile=True)
+
+
+def test_fa3_needs_installation_cuda_bf16_and_a_passing_probe(monkeypatch):
+    monkeypatch.setattr(tbm, "fa3_enabled", False)
+    monkeypatch.setattr(tbm, "fa3_probe", lambda device, compile: "")
+    monkeypatch.setattr(tbm, "fa3_attention", None)
+    assert tbm.choose_attention(cuda_runtime(True)) == "attention_kernel:sdpa (FA3 not installed)"
+    monkeypatch.setattr(tbm, "fa3_attention", lambda q, k, v, causal: q)
+    assert tbm.choose_attention(cuda_runtime(False)) == "attention_kernel:sdpa (FA3 needs CUDA and bf16)"
+    assert not tbm.fa3_enabled
+    cpu = tbm.Runtime(0, 1, torch.device("cpu"), bf16=True, compile=False)
+    assert tbm.choose_attention(cpu) == "attention_kernel:sdpa (FA3 needs CUDA and bf16)"
+    assert tbm.choose_attention(cuda_runtime(True)) == "attention_kernel:fa3" and tbm.fa3_enabled
+    monkeypatch.setattr(tbm, "fa3_probe", lambda device, compile: "RuntimeError: boom")
+    line = tbm.choose_attention(cuda_runtime(True))
+    assert line == "attention_kernel:sdpa (FA3 failed its start-up probe: RuntimeError: boom)" and not tbm.fa3_enabled
+
+
+def test_fa3_probe_reports_a_kernel_that_fails_and_passes_one_that_works(monkeypatch):
+    """The probe runs the real causal_attention with FA3 enabled: a kernel that raises (a build for
+    another torch, no bf16 support, ...) is reported, so the run falls back to SDPA."""
+    def broken(q, k, v, causal):
+        raise RuntimeError("FlashAttention only supports Hopper\nsecond line")
+
+    monkeypatch.setattr(tbm, "fa3_enabled", True)
+    monkeypatch.setattr(tbm, "fa3_attention", broken)
+    assert tbm.fa3_probe(torch.device("cpu"), compile=False) == "RuntimeError: FlashAttention only supports Hopper"
+    monkeypatch.setattr(tbm, "fa3_attention", lambda q, k, v, causal: reference_gqa_attention(q, k, v))
+    assert tbm.fa3_probe(torch.device("cpu"), compile=False) == ""
+
+
+@pytest.mark.slow
+def test_fa3_probe_catches_a_kernel_that_breaks_fullgraph_compile(monkeypatch):
+    """An FA3 build that torch.compile cannot trace (here: a stand-in with a graph break) fails the
+    compiled probe, as it would fail the first compiled training step."""
+    def untraceable(q, k, v, causal):
+        torch._dynamo.graph_break()
+        return reference_gqa_attention(q, k, v)
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(tbm, "fa3_enabled", True)
+    monkeypatch.setattr(tbm, "fa3_attention", untraceable)
+    assert tbm.fa3_probe(torch.device("cpu"), compile=False) == ""
+    assert tbm.fa3_probe(torch.device("cpu"), compile=True).startswith("Unsupported: ")
 
 
 def test_chunk_jepa_gradients_go_where_pr832_sends_them():
@@ -265,6 +312,47 @@ def test_unet_skips_connect_encoder_to_decoder():
         model.skip_weights.zero_()
         after = model.hidden(ids)
     assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"unet_skips": 0}, {"block_pattern": "A"}])
+def test_every_parameter_gets_a_gradient(overrides):
+    """DDP (without find_unused_parameters) fails at step 2 on a parameter that gets no gradient, as an
+    empty skip-weight tensor did with UNET_SKIPS=0 or one layer."""
+    model = tbm.ByteGPT(tiny_config(**overrides))
+    ids = torch.randint(4, 260, (2, 16))
+    sum(model(ids, ids)).backward()
+    assert [name for name, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_fused_qkv_matmul_matches_three_projections():
+    """q, k and v come from one matmul over the concatenated weights; values and each weight's gradient
+    must be those of the three separate projections (nn.Linear's own forward)."""
+    attn = randomized(tbm.CausalSelfAttention(tiny_config(), 0)).double()
+    x = torch.randn(2, 7, 64, dtype=torch.float64)
+    cotangents = [torch.randn(2, 7, heads, 16, dtype=torch.float64) for heads in (4, 2, 2)]
+    fused = attn.qkv(x)
+    grads = torch.autograd.grad(fused, [attn.c_q.weight, attn.c_k.weight, attn.c_v.weight], cotangents)
+    separate = [nn_linear(x).view(2, 7, -1, 16) for nn_linear in (attn.c_q, attn.c_k, attn.c_v)]
+    expected = torch.autograd.grad(separate, [attn.c_q.weight, attn.c_k.weight, attn.c_v.weight], cotangents)
+    for got, want in zip([*fused, *grads], [*separate, *expected]):
+        torch.testing.assert_close(got, want)
+
+
+def test_residual_stream_runs_in_bf16_under_autocast_and_stays_close_to_fp32():
+    """Under autocast the stream between blocks is bf16 (the fp32 gains would otherwise promote it to
+    fp32); without autocast it is fp32. The loss stays within bf16 rounding of the fp32 loss."""
+    model = randomized(tbm.ByteGPT(tiny_config()), seed=1)
+    seen = []
+    for block in model.blocks:
+        block.register_forward_hook(lambda module, inputs, out: seen.append(out.dtype))
+    ids = torch.randint(4, 260, (2, 32))
+    with torch.no_grad():
+        fp32_loss = model(ids, ids)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16_loss = model(ids, ids)[0]
+            assert model.hidden(ids).dtype == torch.float32  # the final norm hands the head fp32 all the same
+    assert seen == [torch.float32] * 5 + [torch.bfloat16] * 10
+    assert bf16_loss.item() == pytest.approx(fp32_loss.item(), rel=0.02)
 
 
 def test_bigram_hash_mix_uses_every_bit_of_previous_byte():

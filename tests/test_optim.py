@@ -25,8 +25,9 @@ def reference_muon_update(grad: torch.Tensor, buf: torch.Tensor, momentum: float
 
 
 def test_muon_two_steps_match_float64_reference():
+    """Matrices of one shape are orthogonalized as one batch; each must still get its own update."""
     torch.manual_seed(0)
-    shapes = [(16, 8), (8, 24), (12, 12)]
+    shapes = [(16, 8), (8, 24), (12, 12), (16, 8), (16, 8)]
     params = [torch.nn.Parameter(torch.randn(s)) for s in shapes]
     ref_params = [p.detach().double().clone() for p in params]
     ref_bufs = [torch.zeros_like(p) for p in ref_params]

@@ -105,6 +105,57 @@ def test_two_cpu_processes_match_one_process_first_step(dataset, tmp_path):
     assert first_losses[0] == pytest.approx(first_losses[1], abs=1.5e-4)
 
 
+def test_two_ranks_on_one_clock_end_with_identical_weights_through_checkpoints(dataset, tmp_path):
+    """Under a wallclock cap the LR warmdown follows the clock (WARMDOWN_ITERS far above the steps that
+    fit, so every step's LR is set by the time left). Each rank used to run its own clock, and only rank
+    0 paused it while writing a checkpoint, so the ranks applied different LRs to the same all-reduced
+    gradients. Now they agree on the clock every step and wait together while rank 0 writes."""
+    env = {**TINY_ENV, "DATA_PATH": str(dataset), "RUN_ID": "clock", "ITERATIONS": "100000", "WARMDOWN_ITERS": "100000",
+           "MAX_WALLCLOCK_SECONDS": "3", "CHECKPOINT_EVERY": "2", "HELDOUT_TOKENS": "0", "VAL_SLIDING_STRIDE": "64"}
+    proc = run_trainer(env, tmp_path, nproc=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopping_early: wallclock_cap" in proc.stdout and (tmp_path / "clock.ckpt").is_file()
+    assert re.search(r"^replicas:identical weights on 2 ranks, sha256 [0-9a-f]{16}$", proc.stdout, re.M), proc.stdout
+
+
+@pytest.mark.parametrize("knobs", [{"UNET_SKIPS": "0"}, {"NUM_LAYERS": "1"}])
+def test_ddp_trains_without_skip_connections(dataset, tmp_path, knobs):
+    """Without skips (UNET_SKIPS=0, or one layer) DDP used to fail at step 2 on the empty skip weights."""
+    env = {**TINY_ENV, **knobs, "DATA_PATH": str(dataset), "RUN_ID": "noskip", "ITERATIONS": "3", "WARMUP_STEPS": "0",
+           "HELDOUT_TOKENS": "0", "VAL_SLIDING_STRIDE": "64"}
+    proc = run_trainer(env, tmp_path, nproc=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "step:3/3 train_loss:" in proc.stdout and "replicas:identical weights on 2 ranks" in proc.stdout
+
+
+def test_inductor_compiled_training_step_matches_eager(dataset):
+    """What runs on GPU and nowhere else: Trainer.step through the model as train() compiles it (Inductor,
+    fullgraph, forward and backward) and Muon with the compiled Newton-Schulz. Two steps (16 micro-steps)
+    on a 2-layer model give the eager losses and weights (fp32 on CPU)."""
+    import train_byte_model as tbm
+
+    args = tbm.Hyperparameters({**TINY_ENV, "DATA_PATH": str(dataset), "NUM_LAYERS": "2", "TRAIN_SEQ_LEN": "32",
+                                "TRAIN_BATCH_TOKENS": "256"})
+    spec = tbm.resolve_data(args)
+    torch._dynamo.reset()
+    results = []
+    for compile in (False, True):
+        rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=compile)
+        torch.manual_seed(0)
+        model = tbm.build_model(tbm.ModelConfig.from_hparams(args, spec.vocab_size))
+        train_model = torch.compile(model, dynamic=False, fullgraph=True) if compile else model
+        loader = tbm.DistributedTokenLoader(tbm.TokenStream(spec.train_files, spec.vocab_size), 0, 1, rt.device)
+        trainer = tbm.Trainer(args, rt, model, train_model, loader)
+        weights = lambda: torch.cat([p.detach().flatten() for p in model.parameters()])  # noqa: E731
+        initial = weights()
+        losses = torch.stack([torch.stack(trainer.step(i, 1.0, 0.01)) for i in range(2)])
+        results.append((losses, weights()))
+    (eager_losses, eager_weights), (compiled_losses, compiled_weights) = results
+    torch.testing.assert_close(compiled_losses, eager_losses, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled_weights, eager_weights, rtol=1e-3, atol=1e-4)
+    assert (eager_weights - initial).abs().max() > 1e-3  # the steps did move the weights
+
+
 def test_killed_run_resumes_to_identical_weights(dataset, tmp_path):
     env = {**TINY_ENV, "DATA_PATH": str(dataset), "ITERATIONS": "12", "WARMDOWN_ITERS": "4", "CHECKPOINT_EVERY": "3",
            "VAL_SLIDING_STRIDE": "64"}
