@@ -57,6 +57,17 @@ def require(ok: bool, message: str) -> None:
         raise RunError(message)
 
 
+def optional_module(name: str):
+    """research_options, eval_time or run_modes: imported only when a knob asks for it (from the packed
+    sources when this runs packed)."""
+    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module they import is this one
+    if name not in sys.modules and f"{name}.py" in PACKED_SOURCES:
+        module = sys.modules[name] = types.ModuleType(name)
+        module.__file__ = __file__
+        exec(compile(PACKED_SOURCES[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
+    return importlib.import_module(name)
+
+
 # -----------------------------
 # HYPERPARAMETERS
 # -----------------------------
@@ -382,7 +393,7 @@ def resolve_data(args: Hyperparameters) -> DataSpec:
         else:
             raise RunError(f"{sidecar}: missing; set DATA_LAYOUT=byte260|raw256, or TOKENIZER_PATH for token shards")
     if layout == "tokens":
-        vocab = int(load_tokenizer(args.tokenizer_path).vocab_size())
+        vocab = int(optional_module("run_modes").load_tokenizer(args.tokenizer_path).vocab_size())
     elif layout in ("byte260", "raw256"):
         vocab = 260 if layout == "byte260" else 256
     else:
@@ -394,14 +405,6 @@ def resolve_data(args: Hyperparameters) -> DataSpec:
     for shard in train + val:
         shard_length(shard)
     return DataSpec(layout, vocab, train, val, note)
-
-
-def load_tokenizer(path: str):
-    import sentencepiece as spm  # token mode only
-
-    if not path or not Path(path).is_file():
-        raise RunError(f"TOKENIZER_PATH {path!r}: no such SentencePiece model")
-    return spm.SentencePieceProcessor(model_file=path)
 
 
 class TokenStream:
@@ -479,24 +482,13 @@ def load_eval_stream(files: list[Path], vocab_size: int) -> np.ndarray:
 
 def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tensor, Tensor]:
     """Per-id tables for the bytes a target counts: base[target] + (leading_space[target] and not
-    boundary[previous]). In token mode this is the baseline train_gpt.py formula; in byte260 ids >= 4
-    are one byte each (BOS/UNK count 0); in raw256 every id is one byte."""
-    base = np.zeros(spec.vocab_size, np.int64)
-    space = np.zeros(spec.vocab_size, bool)
-    boundary = np.ones(spec.vocab_size, bool)
+    boundary[previous]). In byte260 ids >= 4 are one byte each (BOS/UNK count 0); in raw256 every id is
+    one byte; token mode uses the baseline's formula (run_modes.py)."""
     if spec.layout == "tokens":
-        sp = load_tokenizer(tokenizer_path)
-        for i in range(spec.vocab_size):
-            if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i):
-                continue
-            boundary[i] = False
-            piece = sp.id_to_piece(i)
-            space[i] = piece.startswith("\u2581")
-            base[i] = 1 if sp.is_byte(i) else len(piece.removeprefix("\u2581").encode("utf-8"))
-    else:
-        first = BYTE260_FIRST_BYTE_ID if spec.layout == "byte260" else 0
-        base[first:] = 1
-    return torch.from_numpy(base), torch.from_numpy(space), torch.from_numpy(boundary)
+        return tuple(map(torch.from_numpy, optional_module("run_modes").token_byte_tables(tokenizer_path, spec.vocab_size)))
+    base = torch.zeros(spec.vocab_size, dtype=torch.int64)
+    base[BYTE260_FIRST_BYTE_ID if spec.layout == "byte260" else 0 :] = 1
+    return base, torch.zeros(spec.vocab_size, dtype=torch.bool), torch.ones(spec.vocab_size, dtype=torch.bool)
 
 
 # -----------------------------
@@ -801,17 +793,6 @@ class ByteGPT(nn.Module):
 def needs_research_module(config) -> bool:
     """Mixer letters other than A, or byte patching: models that research_options.py builds."""
     return bool(config.block_pattern.strip("A")) or config.patch_size > 1
-
-
-def optional_module(name: str):
-    """research_options or eval_time: imported only when a knob asks for it (from the packed sources
-    when this runs packed)."""
-    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module they import is this one
-    if name not in sys.modules and f"{name}.py" in PACKED_SOURCES:
-        module = sys.modules[name] = types.ModuleType(name)
-        module.__file__ = __file__
-        exec(compile(PACKED_SOURCES[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
-    return importlib.import_module(name)
 
 
 def build_model(cfg: ModelConfig) -> ByteGPT:
@@ -1215,36 +1196,6 @@ class Progress:
     training_ms: float = 0.0
 
 
-def save_checkpoint(path: Path, progress: Progress, model: ByteGPT, optimizers, averages: WeightAverages,
-                    loader: DistributedTokenLoader) -> None:
-    state = {"progress": dataclasses.asdict(progress), "config": dataclasses.asdict(model.cfg),
-             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-             "averages": averages.state_dict(), "loader": loader.state(), "rng_cpu": torch.get_rng_state(),
-             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, rt: Runtime, model: ByteGPT, optimizers, averages: WeightAverages,
-                    loader: DistributedTokenLoader) -> Progress:
-    try:
-        state = torch.load(path, map_location=rt.device, weights_only=True)  # no code runs from the file
-    except Exception as exc:
-        raise RunError(f"RESUME {path}: not a readable checkpoint ({type(exc).__name__})") from None
-    require(state["config"] == dataclasses.asdict(model.cfg),
-            f"RESUME {path}: checkpoint is for another model config {state['config']}")
-    model.load_state_dict(state["model"])
-    for opt, saved in zip(optimizers, state["optimizers"]):
-        opt.load_state_dict(saved)
-    averages.load_state_dict(state["averages"])
-    loader.load_state(state["loader"])
-    torch.set_rng_state(state["rng_cpu"].cpu())
-    if state["rng_cuda"]:
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
-    return Progress(**state["progress"])
-
-
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or, under a wallclock cap,
     of the time left at the mean step time so far, whichever ends first."""
@@ -1352,8 +1303,8 @@ class Trainer:
     def checkpoint(self, progress: Progress, averages: WeightAverages) -> None:
         """Rank 0 writes while the other ranks wait for it: every rank's clock stops for the save."""
         if self.rt.master:
-            save_checkpoint(Path(self.args.log_dir) / f"{self.args.run_id}.ckpt", progress, self.model, self.optimizers,
-                            averages, self.loader)
+            path = Path(self.args.log_dir) / f"{self.args.run_id}.ckpt"
+            optional_module("run_modes").save_checkpoint(path, progress, self, averages)
         if self.rt.distributed:
             dist.barrier()
 
@@ -1409,7 +1360,9 @@ def code_files(args: Hyperparameters) -> dict[str, bytes]:
     """The files whose bytes count toward the cap: the script that runs (a packed one holds its sources)
     and the optional modules its knobs import from disk."""
     files = {Path(__file__).name: Path(__file__).read_bytes()}
-    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args))):
+    run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path)
+    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
+                         ("run_modes", run_modes)):
         if needed and f"{name}.py" not in PACKED_SOURCES:
             path = Path(optional_module(name).__file__)
             files[path.name] = path.read_bytes()
@@ -1533,7 +1486,7 @@ def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, mo
     trainer.prime()
     averages, progress = WeightAverages(model, args), Progress()
     if args.resume:
-        progress = load_checkpoint(Path(args.resume), rt, model, trainer.optimizers, averages, trainer.loader)
+        progress = optional_module("run_modes").load_checkpoint(Path(args.resume), rt.device, trainer, averages)
         rt.log(f"resumed:{args.resume} step:{progress.step} train_time:{progress.training_ms:.0f}ms")
     hidden_fn = scorer.hidden_fn(model)
 
