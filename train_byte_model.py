@@ -1607,6 +1607,18 @@ def main() -> int:
         raise
 
 
+def leave_process(exit_code: int) -> None:
+    """Exit; under torch.distributed without finalizing the interpreter: a gloo worker thread may still be
+    releasing its last collective's tensors, which needs the GIL, and if the interpreter is finalizing by
+    then the process aborts (SIGABRT). Every file is written and closed by now."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+    sys.exit(exit_code)
+
+
 if __name__ == "__main__":
     try:
         exit_code = main()
@@ -1616,12 +1628,4 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C): no final score; the log says where the run stopped", file=sys.stderr)
         exit_code = 130
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-        # A gloo worker thread may still be releasing its last collective's tensors, which needs the GIL;
-        # if the interpreter is finalizing by then, the process aborts (SIGABRT). So leave without finalizing:
-        # every file is written and closed by now.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(exit_code)
-    sys.exit(exit_code)
+    leave_process(exit_code)
