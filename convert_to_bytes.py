@@ -35,6 +35,9 @@ SIDECAR_NAME = "conversion.json"
 PARTIAL_SUFFIX = ".partial"
 STAT_KEYS = ("documents", "source_tokens", "output_ids", "bytes", "baseline_bytes", "unk")
 CHUNK_TOKENS = 1 << 16  # source tokens per numpy step: the working set (~3 MB) stays in cache
+# Real sp1024 text uses ids >= 260 (its merged pieces and characters) within a few dozen tokens; byte260 and
+# raw256 shards never do. Past this many ids with none, a source shard is taken for byte shards.
+BYTE_SHARD_MIN_IDS = 10_000
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
 BOUNDARY, LEADING_SPACE = 1, 2  # bit flags per token id: the baseline LUT's is_boundary, has_leading_space
 
@@ -230,6 +233,12 @@ def keep_freed_memory() -> None:
     libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)
 
 
+def looks_like_byte_shard(counts: np.ndarray) -> bool:
+    """counts: a shard's ids so far, by id. Cheap enough per chunk: it reads the per-id counts, not the ids."""
+    past_bytes = LAYOUT_VOCAB["byte260"]  # the first id that no byte layout uses
+    return counts.size > past_bytes and not counts[past_bytes:].any() and counts.sum() >= BYTE_SHARD_MIN_IDS
+
+
 def convert_shard(t: ByteTables, job: tuple[Path, Path, int | None]) -> dict[str, int]:
     """Convert one shard, check the invariants, and return its sidecar entry.
     job: (source path, output path, last token of the previous shard in this split or None)."""
@@ -246,9 +255,13 @@ def convert_shard(t: ByteTables, job: tuple[Path, Path, int | None]) -> dict[str
                 pos = int(np.argmax(tok >= t.vocab_size))
                 raise ConversionError(f"{src}: token id {tok[pos]} at position {int(source_counts.sum()) + pos} "
                                       f"is >= the tokenizer's vocab size {t.vocab_size}")
+            source_counts += counts
+            if looks_like_byte_shard(source_counts):
+                raise ConversionError(f"{src}: its first {int(source_counts.sum()):,} ids are all < "
+                                      f"{LAYOUT_VOCAB['byte260']}, which sp1024 text never is: byte shards? "
+                                      "--src must be the sp1024 token shards")
             out, spaces, prev_is_boundary = emit_chunk(t, tok, prev_is_boundary)
             f.write(out)
-            source_counts += counts
             written.update(output_summary(out, t.layout))
             kept_spaces += spaces
         # invariants: bytes written == the baseline formula's count; BOS == documents, UNK == <unk> (byte260)
@@ -308,6 +321,9 @@ def convert_sp_shards(src: Path, dst: Path, tokenizer: Path, layout: str, worker
         raise ConversionError(f"{dst}: --dst must differ from --src")
     if not src.is_dir():
         raise ConversionError(f"{src}: --src is not a directory")
+    if (src / SIDECAR_NAME).exists():
+        raise ConversionError(f"{src / SIDECAR_NAME}: {src} holds byte shards written by convert_to_bytes.py; "
+                              "--src must be the sp1024 token shards")
     shards = sorted(src.glob("fineweb_train_*.bin")) + sorted(src.glob("fineweb_val_*.bin"))
     if not shards:
         raise ConversionError(f"{src}: no fineweb_train_*.bin or fineweb_val_*.bin shards")

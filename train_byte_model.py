@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 import uuid
 import zipfile
 import zlib
@@ -44,6 +45,9 @@ except ImportError:
 SIZE_CAP_BYTES = 16_000_000  # the challenge's cap: decimal bytes, code + compressed model
 SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
 BYTE260_FIRST_BYTE_ID = 4  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 EOS, 3 UNK
+# A packed record script (submission.py --pack) runs this source with PACKED_SOURCES = {file name: source}
+# of everything it packed; its own, compressed, bytes are then the code bytes that count.
+PACKED_SOURCES = globals().get("PACKED_SOURCES", {})
 
 
 class RunError(Exception):
@@ -137,6 +141,17 @@ KNOBS = (
     ("VAL_SLIDING_STRIDE", 512, "sliding-window eval stride (TRAIN_SEQ_LEN = non-overlapping)"),
     ("VAL_SLIDING_MAX_TOKENS", 0, "0 = score all of val; else only its first this-many tokens (printed)"),
     ("EVAL_BATCH_SEQS", 32, "windows per evaluation batch per rank"),
+    ("EVAL_DUMP", "", "write every target's final loss (nats, float32, val order) to this .npy"),
+    # evaluation-time methods (eval_time.py, off in every recipe): score first, then adapt
+    ("TTT_STEPS", 0, "test-time training: adaptation steps after each scored chunk (0 = off)"),
+    ("TTT_CHUNK_TOKENS", 32768, "TTT chunk: at least this many targets are scored before each adaptation"),
+    ("TTT_PARAMS", "scalars", "what TTT adapts: scalars (gains, scales, mixes, skips) | lora"),
+    ("TTT_LORA_RANK", 8, "rank of the TTT adapters on every block matrix (TTT_PARAMS=lora)"),
+    ("TTT_LR", 0.001, "Adam learning rate of test-time training"),
+    ("TTT_RESET", "never", "never (adaptation carries over) | doc (back to the artifact's weights at each BOS)"),
+    ("PPM_ORDER", 0, "PPM-D byte mixture: maximum context order (0 = off; needs numba)"),
+    ("PPM_WEIGHT", 0.0, "PPM mixture weight; 0 = adaptive (one weight per confidence bucket, learned online)"),
+    ("PPM_LR", 0.02, "adaptive mixture: step size of the per-bucket weight logits"),
     ("ALLOW_OVER_CAP", 0, "1 = finish with exit 0 even when code + artifact exceed 16,000,000 bytes"),
     ("CHECKPOINT_EVERY", 0, "write a resumable checkpoint every this-many steps (0 = off)"),
     ("RESUME", "", "checkpoint to continue from"),
@@ -239,6 +254,12 @@ class Hyperparameters:
                 f"VAL_SLIDING_STRIDE={self.val_sliding_stride} must be in 1..TRAIN_SEQ_LEN={self.train_seq_len}")
         require(self.data_layout in DATA_LAYOUTS, f"DATA_LAYOUT={self.data_layout!r}: want one of {DATA_LAYOUTS}")
         require(self.eval_batch_seqs >= 1 and self.iterations >= 0, "EVAL_BATCH_SEQS >= 1 and ITERATIONS >= 0")
+        require(self.ttt_params in ("scalars", "lora") and self.ttt_reset in ("never", "doc"),
+                f"TTT_PARAMS={self.ttt_params!r} (scalars | lora), TTT_RESET={self.ttt_reset!r} (never | doc)")
+        require(self.ttt_steps >= 0 and self.ttt_chunk_tokens >= 1 and self.ttt_lora_rank >= 1,
+                "TTT_STEPS >= 0, TTT_CHUNK_TOKENS >= 1, TTT_LORA_RANK >= 1")
+        require(0 <= self.ppm_order <= 14 and 0 <= self.ppm_weight < 1,
+                f"PPM_ORDER={self.ppm_order} must be in 0..14 and PPM_WEIGHT={self.ppm_weight} in [0, 1)")
         require(self.quant in QUANT_METHODS, f"QUANT={self.quant!r}: want one of {', '.join(QUANT_METHODS)}")
         k = self.quant_clip.removeprefix("std:")
         require(self.quant_clip == "max" or (k != self.quant_clip and k.replace(".", "", 1).isdigit() and float(k) > 0),
@@ -780,14 +801,19 @@ def needs_research_module(config) -> bool:
     return bool(config.block_pattern.strip("A")) or config.patch_size > 1
 
 
-def research_module(name: str = "research_options"):
-    """research_options.py (models) or export_research.py (export options), imported only when asked for."""
-    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module it imports is this one
+def optional_module(name: str):
+    """research_options or eval_time: imported only when a knob asks for it (from the packed sources
+    when this runs packed)."""
+    sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module they import is this one
+    if name not in sys.modules and f"{name}.py" in PACKED_SOURCES:
+        module = sys.modules[name] = types.ModuleType(name)
+        module.__file__ = __file__
+        exec(compile(PACKED_SOURCES[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
     return importlib.import_module(name)
 
 
 def build_model(cfg: ModelConfig) -> ByteGPT:
-    return research_module().build_model(cfg) if needs_research_module(cfg) else ByteGPT(cfg)
+    return optional_module("research_options").build_model(cfg) if needs_research_module(cfg) else ByteGPT(cfg)
 
 
 # -----------------------------
@@ -953,6 +979,11 @@ def gather_losses(losses: Tensor, rt: Runtime) -> np.ndarray | None:
     padded = [torch.zeros(int(max(sizes)), device=rt.device) for _ in range(rt.world_size)]
     dist.all_gather(padded, F.pad(losses, (0, int(max(sizes)) - losses.numel())))
     return torch.cat([p[: int(n)] for p, n in zip(padded, sizes)]).cpu().numpy() if rt.master else None
+
+
+def uses_eval_methods(args: Hyperparameters) -> bool:
+    """Test-time training or the PPM mixture: eval_time.py runs them after the plain final evaluation."""
+    return args.ttt_steps > 0 or args.ppm_order > 0
 
 
 def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: int, batch_seqs: int,
@@ -1157,7 +1188,7 @@ def quantize_state(state: dict[str, Tensor], args: Hyperparameters, hessians: di
                                  args.gptq_damp)
         out.append((name, storage, q, scale))
         if args.lqer_rank and storage == "int6":
-            out += research_module("export_research").low_rank_correction(name, t, q.float() * scale.float()[:, None],
+            out += optional_module("export_research").low_rank_correction(name, t, q.float() * scale.float()[:, None],
                                                                 hessians.get(name), args)
     return out
 
@@ -1513,22 +1544,24 @@ class Trainer:
 # -----------------------------
 
 def code_files(args: Hyperparameters) -> dict[str, bytes]:
-    """The files whose bytes count toward the cap: this script and, when a research knob is set, the
-    research module it imports."""
+    """The files whose bytes count toward the cap: the script that runs (a packed one holds its sources)
+    and the optional modules its knobs import from disk."""
     files = {Path(__file__).name: Path(__file__).read_bytes()}
-    for name, needed in (("research_options", needs_research_module(args)), ("export_research", args.lqer_rank)):
-        if needed:
-            module = research_module(name)
-            files[Path(module.__file__).name] = Path(module.__file__).read_bytes()
+    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
+                         ("export_research", args.lqer_rank)):
+        if needed and f"{name}.py" not in PACKED_SOURCES:
+            path = Path(optional_module(name).__file__)
+            files[path.name] = path.read_bytes()
     return files
 
 
 def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
     """The log starts with the counted source files, the relevant environment and versions, then one
     line per knob with where its value came from, so a log alone reproduces its run."""
-    for name, code in files.items():
-        rt.log(code.decode("utf-8") if name == Path(__file__).name else f"# ---- {name} ----\n{code.decode('utf-8')}",
-               console=False)
+    sources = dict(PACKED_SOURCES) or {Path(__file__).name: files[Path(__file__).name].decode()}
+    sources.update({name: code.decode() for name, code in list(files.items())[1:]})  # modules read from disk
+    for i, (name, code) in enumerate(sources.items()):
+        rt.log(code if i == 0 else f"# ---- {name} ----\n{code}", console=False)
     rt.log("=" * 100, console=False)
     env = {k: v for k, v in sorted(os.environ.items())
            if k in KNOB_NAMES or k.startswith(("CUDA", "NCCL", "TORCH", "OMP", "WORLD_SIZE", "LOCAL_"))}
@@ -1566,14 +1599,32 @@ class Scorer:
     def hidden_fn(self, model: ByteGPT):
         return torch.compile(model.hidden, dynamic=False, fullgraph=True) if self.rt.compile else model.hidden
 
-    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int) -> EvalResult:
+    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int, score=score_windows) -> EvalResult:
         model.eval()
         result = evaluate(model, hidden_fn, stream, self.args.train_seq_len, stride, self.args.eval_batch_seqs,
-                          self.byte_tables, self.rt)
+                          self.byte_tables, self.rt, score)
         model.train()
         return result
 
-    def report(self, label: str, model: ByteGPT, hidden_fn) -> dict:
+    def final_report(self, model: ByteGPT, hidden_fn) -> dict:
+        """The post-quant scores and, with evaluation-time methods on, each method's: THE score is the
+        sliding eval with every method that is on. EVAL_DUMP gets its per-target losses."""
+        result, slide = self.report("final_int6_zstd22_roundtrip", model, hidden_fn)
+        losses = slide.losses
+        if uses_eval_methods(self.args):
+            result["methods"], losses = optional_module("eval_time").score_methods(self, model, hidden_fn, slide)
+            result["score_method"], last = list(result["methods"].items())[-1]
+            result.update(score_bpb=last["val_bpb"], score_val_loss=last["val_loss"])
+        everything = gather_losses(losses, self.rt) if self.args.eval_dump else None
+        if everything is not None:
+            tmp = Path(self.args.eval_dump + ".tmp")
+            with open(tmp, "wb") as f:
+                np.save(f, everything.astype(np.float32))
+            os.replace(tmp, self.args.eval_dump)
+            self.rt.log(f"eval_dump:{self.args.eval_dump} targets:{everything.size} ({result['score_method']})")
+        return result
+
+    def report(self, label: str, model: ByteGPT, hidden_fn) -> tuple[dict, EvalResult]:
         args, log = self.args, self.rt.log
         plain = self.evaluate(model, hidden_fn, self.val, args.train_seq_len)
         log(f"{label} val_loss:{plain.val_loss:.4f} val_bpb:{plain.val_bpb:.4f} eval_time:{plain.eval_ms:.0f}ms")
@@ -1584,7 +1635,8 @@ class Scorer:
         return {"val_loss": plain.val_loss, "val_bpb": plain.val_bpb, "sliding_val_loss": slide.val_loss,
                 "sliding_val_bpb": slide.val_bpb, "sliding_scored_targets": slide.scored_targets,
                 "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count,
-                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms}
+                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms, "score_method": "sliding",
+                "score_bpb": slide.val_bpb, "score_val_loss": slide.val_loss}, slide
 
 
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
@@ -1700,7 +1752,7 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
     rt.log(f"export_time:{export_ms:.0f}ms " + " ".join(f"{k}:{v}" for k, v in header["export"].items()) + " "
            + " ".join(f"{name}:{g['codec']}:{g['bytes']}(tried {g['tried']})" for name, g in groups.items()))
     model.load_state_dict(state)
-    post_quant = scorer.report("final_int6_zstd22_roundtrip", model, hidden_fn)
+    post_quant = scorer.final_report(model, hidden_fn)
     export = {**header["export"], "groups": groups, "calibration_ms": calibration_ms, "export_ms": export_ms}
     return {"post_quant": post_quant, "artifact": str(artifact), "export": export}
 
@@ -1714,7 +1766,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
     capped, reserve_ms = reserve_calibration(args, rt, spec, model)
     progress, averages, heldout, hidden_fn = train(capped, rt, spec, scorer, model)
     chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
-    pre_quant = scorer.report("pre_quant", model, hidden_fn)
+    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
     save_final_weights(args, rt, spec, scorer, model, pre_quant)
     exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, files, reserve_ms)
     return {"steps": progress.step, "train_time_ms": progress.training_ms,
@@ -1748,7 +1800,7 @@ def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[st
     if header["code_sha256"] != hashlib.sha256(files[Path(__file__).name]).hexdigest():
         rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
     scorer = saved_model_scorer(args, rt, spec, files, artifact, "artifact", header, model)
-    post_quant = scorer.report("final_int6_zstd22_roundtrip", model, scorer.hidden_fn(model))
+    post_quant = scorer.final_report(model, scorer.hidden_fn(model))
     return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
             "val_sha256": scorer.val_sha256}
 
@@ -1769,7 +1821,7 @@ def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[
         rt.log(f"pre_quant val_bpb:{pre_quant['val_bpb']:.4f} sliding_val_bpb:{pre_quant['sliding_val_bpb']:.4f} "
                f"(the training run's, on this val with this context and stride)")
     else:
-        pre_quant = scorer.report("pre_quant", model, hidden_fn)
+        pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
     return {"export_only": str(path), "pre_quant": pre_quant,
             **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
             "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
@@ -1781,8 +1833,11 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
     artifact_bytes = Path(result["artifact"]).stat().st_size
     total = artifact_bytes + code_bytes
     under_cap = total <= SIZE_CAP_BYTES
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in files.items())
+    if PACKED_SOURCES:
+        sizes += "; packed from " + ", ".join(f"{k} {len(v.encode())}" for k, v in PACKED_SOURCES.items())
     rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{code_bytes} "
-           f"({', '.join(f'{k} {len(v)}' for k, v in files.items())}) total_bytes:{total} cap_bytes:{SIZE_CAP_BYTES} "
+           f"({sizes}) total_bytes:{total} cap_bytes:{SIZE_CAP_BYTES} "
            f"verdict:{'UNDER_CAP' if under_cap else 'OVER_CAP'}")
     post = result["post_quant"]
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
@@ -1801,7 +1856,8 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
                "code_sha256": hashlib.sha256(files[Path(__file__).name]).hexdigest(),
                "config": {name: value for name, value in args.items() if name not in private}}
     scope = "all of val" if coverage == "full" else f"a capped val ({coverage}): NOT a full-val score"
-    rt.log(f"score: {post['sliding_val_bpb']:.8f} BPB (post-quant sliding window on {scope}, "
+    methods = "" if post["score_method"] == "sliding" else f" + {post['score_method']}"
+    rt.log(f"score: {post['score_bpb']:.8f} BPB (post-quant sliding window{methods} on {scope}, "
            f"{post['sliding_scored_targets']:,} targets, stride {args.val_sliding_stride}, context {args.train_seq_len}); "
            f"log: {rt.log_path}")
     rt.log("final_summary:" + json.dumps(summary), console=False)  # the log's last line

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+import convert_to_bytes as ctb
+
 REPO = Path(__file__).resolve().parent.parent
 TRAINER = REPO / "train_byte_model.py"
 
@@ -23,10 +25,12 @@ TINY_ENV = {
 }
 
 
-def write_shard(path: Path, ids, magic: int = 20240520, version: int = 1, count: int | None = None) -> None:
-    """Official shard format; magic/version/count can be falsified to make bad inputs."""
+def write_shard(path: Path, ids, magic: int = ctb.SHARD_MAGIC, version: int = ctb.SHARD_VERSION,
+                count: int | None = None) -> None:
+    """Official shard format; magic/version/count can be falsified to make bad inputs (convert_to_bytes.write_shard
+    writes only good ones)."""
     ids = np.asarray(ids, dtype="<u2")
-    header = np.zeros(256, dtype="<i4")
+    header = np.zeros(ctb.HEADER_INTS, dtype="<i4")
     header[:3] = magic, version, ids.size if count is None else count
     path.write_bytes(header.tobytes() + ids.tobytes())
 
@@ -44,8 +48,8 @@ def sample_text(num_bytes: int, seed: int = 0) -> bytes:
 
 def byte260_documents(text: bytes, doc_len: int) -> np.ndarray:
     """BOS (1) before every doc_len bytes; byte b -> id b + 4."""
-    ids = np.frombuffer(text, np.uint8).astype(np.int64) + 4
-    return np.insert(ids, np.arange(0, ids.size, doc_len), 1)
+    ids = np.frombuffer(text, np.uint8).astype(np.int64) + ctb.BYTE_OFFSET
+    return np.insert(ids, np.arange(0, ids.size, doc_len), ctb.BOS_ID)
 
 
 def make_byte_dataset(root: Path, train_bytes: int = 60_000, val_bytes: int = 3_000, shards: int = 2,
@@ -58,18 +62,18 @@ def make_byte_dataset(root: Path, train_bytes: int = 60_000, val_bytes: int = 3_
     write_shard(root / "fineweb_val_000000.bin", encode(sample_text(val_bytes, seed + 1000)))
     for i in range(shards):
         write_shard(root / f"fineweb_train_{i:06d}.bin", encode(sample_text(train_bytes // shards, seed + i)))
-    (root / "conversion.json").write_text(json.dumps({"layout": layout, "vocab_size": 260 if layout == "byte260" else 256}))
+    (root / ctb.SIDECAR_NAME).write_text(json.dumps({"layout": layout, "vocab_size": ctb.LAYOUT_VOCAB[layout]}))
     return root
 
 
 def run_trainer(env: dict[str, str], log_dir: Path, nproc: int = 1, timeout: float = 600,
-                args: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+                args: tuple[str, ...] = (), script: Path = TRAINER) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     full_env.update({"LOG_DIR": str(log_dir), "OMP_NUM_THREADS": "1", **env})
     if nproc == 1:
-        cmd = [sys.executable, str(TRAINER), *args]
+        cmd = [sys.executable, str(script), *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(TRAINER), *args]
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script), *args]
     return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 

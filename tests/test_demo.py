@@ -1,4 +1,5 @@
-"""The README's one-command demo runs end to end (data build, training, eval, export, round trip)."""
+"""The README's one-command demo runs end to end (data build, training, eval, export, round trip), and its
+result depends on its knobs, not on the machine's speed."""
 import os
 import re
 import subprocess
@@ -6,16 +7,63 @@ import sys
 
 import pytest
 
-from helpers import REPO, final_summary
+from convert_to_bytes import read_shard
+import train_byte_model as tbm
+from demo import DEMO_KNOBS, FULL_SCALE_STEPS, demo_knobs
+from helpers import REPO, final_summary, make_byte_dataset
+
+
+def run_demo(tmp_path, run_id: str, **env) -> subprocess.Popen:
+    full_env = {k: v for k, v in os.environ.items() if k != "DATA_PATH"}
+    full_env.update(LOG_DIR=str(tmp_path / "logs"), RUN_ID=run_id, OMP_NUM_THREADS="1", **env)
+    return subprocess.Popen([sys.executable, str(REPO / "demo.py"), "--root", str(tmp_path / "demo")], env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def test_demo_runs_a_fixed_number_of_steps():
+    """A wall-clock cap would make the step count, and so the result, depend on the machine."""
+    assert float(DEMO_KNOBS["MAX_WALLCLOCK_SECONDS"]) == 0
+    assert int(DEMO_KNOBS["ITERATIONS"]) % int(DEMO_KNOBS["VAL_LOSS_EVERY"]) == 0  # the last step is validated
 
 
 @pytest.mark.slow
 def test_demo_command_runs(tmp_path):
-    env = {**os.environ, "MAX_WALLCLOCK_SECONDS": "5", "LOG_DIR": str(tmp_path / "logs"), "RUN_ID": "demo_test"}
-    proc = subprocess.run([sys.executable, str(REPO / "demo.py"), "--root", str(tmp_path / "demo")], env=env,
-                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert re.search(r"demo finished \(exit 0\)\n  log: +.*demo_test\.txt\n  artifact: +.*demo_test\.int6\.ptz", proc.stdout)
+    out = finish(run_demo(tmp_path, "demo_test", ITERATIONS="8"))
+    assert re.search(r"demo finished \(exit 0\)\n  log: +.*demo_test\.txt\n  artifact: +.*demo_test\.int6\.ptz", out)
     summary = final_summary(tmp_path / "logs", "demo_test")
     assert summary["under_cap"] and summary["post_quant"]["sliding_scored_targets"] == summary["post_quant"]["sliding_targets"]
     assert summary["config"]["MODEL_DIM"] == 128  # the demo's small model, not the 8xH100 default
+    assert (tmp_path / "demo" / "bytes" / "conversion.json").is_file()
+
+
+@pytest.mark.slow
+def test_demo_on_data_path_gives_the_same_result_twice(tmp_path):
+    """Two shortened demos on DATA_PATH, run side by side so they compete for the CPU, score the same BPB."""
+    data = make_byte_dataset(tmp_path / "data", train_bytes=120_000)
+    short = {"DATA_PATH": str(data), "ITERATIONS": "6", "TRAIN_BATCH_TOKENS": "2048", "HELDOUT_TOKENS": "8192"}
+    procs = [run_demo(tmp_path, f"same_{i}", **short) for i in range(2)]
+    outputs = [finish(proc) for proc in procs]
+    assert all(f"demo: training on DATA_PATH={data} from the environment" in out for out in outputs)
+    assert not (tmp_path / "demo").exists()  # the demo data was not built
+    summaries = [final_summary(tmp_path / "logs", f"same_{i}") for i in range(2)]
+    val_targets = read_shard(data / "fineweb_val_000000.bin").size - 1  # scored on DATA_PATH's val
+    assert [(s["steps"], s["post_quant"]["val_targets"]) for s in summaries] == [(6, val_targets)] * 2
+    assert summaries[0]["post_quant"]["sliding_val_bpb"] == summaries[1]["post_quant"]["sliding_val_bpb"]
+
+
+@pytest.mark.parametrize("recipe", ["frontier", "pr832", "pr705"])
+def test_every_recipe_shrinks_to_a_valid_demo_configuration(recipe):
+    knobs = demo_knobs(recipe)
+    args = tbm.Hyperparameters(knobs)
+    full = tbm.Hyperparameters({"RECIPE": recipe})
+    assert args.source["RECIPE"] == "env" and args.matrix_lr == full.matrix_lr  # the recipe's own LRs
+    assert args.num_heads // args.num_kv_heads == full.num_heads // full.num_kv_heads
+    assert args.rope_dims / args.head_dim == full.rope_dims / full.head_dim
+    assert args.warmdown_iters / args.iterations == pytest.approx(full.warmdown_iters / FULL_SCALE_STEPS[recipe], abs=0.01)
+    tbm.build_model(tbm.ModelConfig.from_hparams(args, 260))

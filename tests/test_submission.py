@@ -17,6 +17,7 @@ import pytest
 from scipy import stats
 
 import submission
+import convert_to_bytes as ctb
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LN2 = math.log(2)
@@ -41,7 +42,8 @@ def make_summary(seed: int, sliding_bpb: float, non_overlap_bpb: float | None = 
         return {"val_loss": (non_overlap_bpb + shift) * per_target, "val_bpb": non_overlap_bpb + shift,
                 "sliding_val_loss": (sliding_bpb + shift) * per_target, "sliding_val_bpb": sliding_bpb + shift,
                 "sliding_scored_targets": val_targets, "sliding_targets": val_targets,
-                "val_targets": val_targets, "val_byte_targets": val_byte_targets}
+                "val_targets": val_targets, "val_byte_targets": val_byte_targets, "score_method": "sliding",
+                "score_bpb": sliding_bpb + shift, "score_val_loss": (sliding_bpb + shift) * per_target}
 
     total = artifact_bytes + code_bytes
     return {"run_id": f"run_seed{seed}", "seed": seed, "layout": layout, "device": "cuda",
@@ -150,8 +152,10 @@ def test_one_sample_statistics_match_hand_computation(tmp_path, capsys):
         assert by_unit[unit]["met"] is expect_met and bool(p < 0.01) is expect_met
     assert st["record_rule"]["unit"] == "nats-per-byte" and st["record_rule"]["met"] is False
     assert "record rule checked in nats-per-byte (--rule-unit): NOT MET" in out
-    assert "record rule in nats-per-token" in out and "-> MET" in out
-    assert "nats per byte (x ln2)" in out and "2.4400 bytes per token" in out
+    t, p = one_sample_by_hand(CANDIDATE, BASELINE, 0.005 / (LN2 * 2.44))
+    assert (f"record rule in nats-per-token: improvement ≥ 0.005 nats (≥ {0.005 / (LN2 * 2.44):.5f} BPB) at p < 0.01: "
+            f"t {t:.3f}, df 3.00, p {p:.3g}: met") in out
+    assert f"= {improvement * LN2:+.5f} nats per byte (x ln2)" in out and "2.4400 bytes per token" in out
 
 
 def test_rule_unit_and_bytes_per_token_options(tmp_path, capsys):
@@ -167,6 +171,7 @@ def test_rule_unit_and_bytes_per_token_options(tmp_path, capsys):
     assert st["record_rule"]["by_unit"]["nats-per-token"]["t"] == pytest.approx(t, rel=1e-9)
     assert st["record_rule"]["met"] is True and record["p_value"] == pytest.approx(p, rel=1e-6, abs=1e-300)
     assert "record rule checked in nats-per-token (--rule-unit): MET" in out
+    assert record["track"] == "10min_16mb"  # the synthetic logs are 8xH100 runs
 
 
 def test_welch_comparison_matches_hand_computation(tmp_path, capsys):
@@ -235,7 +240,7 @@ def test_submission_json_fields(tmp_path, capsys):
     assert record["statistics"]["metric"] == "post_quant_val_bpb"
     assert record["p_value"] == record["statistics"]["record_rule"]["by_unit"]["nats-per-byte"]["p"]
     assert record["statistics"]["warnings"] == []  # synthetic logs claim 8xH100 and 599.5 s
-    assert not list(out_json.parent.glob("*.tmp"))
+    assert [p.name for p in out_json.parent.iterdir()] == ["submission.json"]  # no temporary file left
 
 
 def test_table_lists_each_seed_then_statistics(tmp_path, capsys):
@@ -243,15 +248,21 @@ def test_table_lists_each_seed_then_statistics(tmp_path, capsys):
     table_path = tmp_path / "results.md"
     code, out, err = run_main(capsys, *write_logs(tmp_path, summaries), "--baseline", BASELINE, "--table", table_path)
     assert code == 0, err
-    table = table_path.read_text()
-    assert table in out
-    rows = table.splitlines()
-    assert rows[0].startswith("| seed | sliding BPB")
-    assert rows[2:5] == [f"| {s['seed']} | {s['post_quant']['sliding_val_bpb']:.5f} | {s['post_quant']['val_bpb']:.5f} | "
-                         f"15,900,000 | 15,960,000 | yes |" for s in summaries]
-    assert rows[5] == f"| mean | {np.mean(CANDIDATE[:3]):.5f} | {np.mean(CANDIDATE[:3]) + 0.002:.5f} | | | |"
-    assert rows[6].startswith(f"| std (ddof=1) | {sample_std(CANDIDATE[:3]):.5f} |")
-    assert "| record rule (p < 0.01, in nats-per-byte) | **not met** |" in table
+    rows = table_path.read_text().splitlines()
+    assert rows[0] == ("| seed | steps | ms/step | sliding BPB | non-overlap BPB | pre-quant sliding BPB | artifact bytes | "
+                       "total bytes |")
+    assert rows[2:5] == [f"| {s['seed']} | {7000 + s['seed']} | 85.6 | {s['post_quant']['sliding_val_bpb']:.5f} | "
+                         f"{s['post_quant']['val_bpb']:.5f} | {s['pre_quant']['sliding_val_bpb']:.5f} | 15,900,000 | "
+                         f"15,960,000 |" for s in summaries]
+    mean = np.mean(CANDIDATE[:3])
+    assert rows[5] == f"| mean |  |  | {mean:.5f} | {mean + 0.002:.5f} | {mean - 0.004:.5f} |  |  |"
+    assert rows[6].startswith(f"| std (ddof=1) |  |  | {sample_std(CANDIDATE[:3]):.5f} |")
+    assert rows[8:10] == ["| statistic | value |", "|---|---|"]
+    assert f"| mean ± std | {mean:.5f} ± {sample_std(CANDIDATE[:3]):.5f} BPB (sample std, ddof=1) |" in rows
+    assert "| record rule checked in nats-per-byte (--rule-unit) | NOT MET |" in rows
+    # the console shows the same seed rows, and each statistic as a `label: value` line
+    assert "\n".join(rows[:8]) in out and f"mean ± std: {mean:.5f} ± " in out
+    assert "record rule checked in nats-per-byte (--rule-unit): NOT MET" in out
 
 
 def test_fewer_than_two_logs_reports_undefined(tmp_path, capsys):
@@ -264,7 +275,7 @@ def test_fewer_than_two_logs_reports_undefined(tmp_path, capsys):
     assert st["record_rule"]["met"] is False and st["record_rule"]["by_unit"]["nats-per-byte"]["p"] is None
     assert "at least 2 seeds" in st["undefined"] and "at least 2 seeds" in out
     assert st["improvement_bpb"] == pytest.approx(BASELINE - 1.20)  # no std needed
-    assert "| std (ddof=1) | undefined | undefined | | | |" in table.read_text()
+    assert "| std (ddof=1) |  |  | undefined | undefined | undefined |  |  |" in table.read_text()
 
 
 def test_identical_values_report_undefined_not_infinite(tmp_path, capsys):
@@ -280,10 +291,78 @@ def test_identical_values_report_undefined_not_infinite(tmp_path, capsys):
 def test_warnings_for_runs_that_cannot_be_records(tmp_path, capsys):
     summaries = [dict(make_summary(s, v), world_size=1, device_name="cpu") for s, v in zip((1, 2), CANDIDATE)]
     summaries[1]["train_time_ms"] = 700_000.0
-    code, out, _ = run_main(capsys, *write_logs(tmp_path, summaries), "--baseline", BASELINE)
+    code, _, err = run_main(capsys, *write_logs(tmp_path, summaries), "--baseline", BASELINE)
     assert code == 0
-    assert "warning: not an 8xH100 run (world_size 1, device 'cpu')" in out
-    assert "training took 700.0 s > 600 s" in out
+    assert "warning: not an 8xH100 run (world_size 1, device 'cpu')\n" in err
+    assert "training took 700.0 s > 600 s\n" in err
+
+
+@pytest.mark.parametrize("key, low, high, warned", [
+    ("steps", 7000, 7700, False),  # max/min - 1 = 10 %: within the spread seeds of one configuration show
+    ("steps", 7000, 7701, True),
+    ("step_avg_ms", 85.0, 93.5, False),
+    ("step_avg_ms", 85.0, 93.6, True),
+])
+def test_warning_when_seeds_trained_unlike_each_other(tmp_path, capsys, key, low, high, warned):
+    summaries = [dict(make_summary(s, v), steps=7300, step_avg_ms=88.0) for s, v in zip((1, 2, 3), CANDIDATE)]
+    summaries[0][key], summaries[2][key] = high, low  # seed 2 lies between them
+    logs = write_logs(tmp_path, summaries)
+    out_json = tmp_path / "s.json"
+    code, _, err = run_main(capsys, *logs, "--baseline", BASELINE, "--name", "n", "--github-id", "g", "--out", out_json)
+    assert code == 0 and out_json.exists()
+    expected = f"{key} differs by more than 10% across seeds: {low:g} ({logs[2]}) vs {high:g} ({logs[0]})"
+    assert (f"warning: {expected}\n" in err) is warned and err.count("\n") == int(warned), err
+    assert (expected in json.loads(out_json.read_text())["statistics"]["warnings"]) is warned
+
+
+def test_incomplete_logs_are_skipped_when_complete_ones_remain(tmp_path, capsys):
+    """A glob over logs/ also matches a crashed or interrupted run's log: skip it, say so, use the rest."""
+    logs = write_logs(tmp_path, [make_summary(1, 1.219), make_summary(2, 1.2195)])
+    crashed, rerun = tmp_path / "crashed.txt", tmp_path / "rerun.txt"
+    crashed.write_text(log_text(None))
+    rerun.write_text(log_text(make_summary(3, 1.2199)) + log_text(None))  # a reused RUN_ID that did not finish
+    out_json = tmp_path / "s.json"
+    code, out, err = run_main(capsys, crashed, *logs, rerun, "--baseline", BASELINE, "--name", "n", "--github-id", "g",
+                              "--out", out_json)
+    assert code == 0, err
+    assert err.splitlines()[:2] == [f"skipping {crashed}: incomplete log (no final_summary line)",
+                                    f"skipping {rerun}: incomplete log (no final_summary line)"]
+    st = json.loads(out_json.read_text())["statistics"]
+    assert st["seeds"] == [1, 2] and st["mean"] == pytest.approx((1.219 + 1.2195) / 2)
+    code, out, err = run_main(capsys, crashed, rerun, "--baseline", BASELINE)
+    assert code == 2 and out == "" and err == f"error: {crashed}: incomplete log (no final_summary line)\n"
+
+
+@pytest.mark.parametrize("world_size, device_name, track", [
+    (8, "NVIDIA H100 80GB HBM3", "10min_16mb"),
+    (8, "NVIDIA A100-SXM4-80GB", "non_record_16mb"),
+    (1, "NVIDIA H100 80GB HBM3", "non_record_16mb"),
+    (1, "cpu (2 cores)", "non_record_16mb"),
+])
+def test_track_defaults_to_record_only_for_8xh100(tmp_path, capsys, world_size, device_name, track):
+    summaries = [dict(make_summary(s, v), world_size=world_size, device_name=device_name) for s, v in zip((1, 2), CANDIDATE)]
+    logs = write_logs(tmp_path, summaries)
+    out_json = tmp_path / "s.json"
+    common = (*logs, "--baseline", BASELINE, "--name", "n", "--github-id", "g", "--out", out_json)
+    assert run_main(capsys, *common)[0] == 0
+    assert json.loads(out_json.read_text())["track"] == track
+    assert run_main(capsys, *common, "--track", "my_track")[0] == 0
+    assert json.loads(out_json.read_text())["track"] == "my_track"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_keep_the_umask(tmp_path, capsys, umask):
+    pytest.importorskip("matplotlib")
+    logs = write_logs(tmp_path / "logs", [make_summary(1, 1.219), make_summary(2, 1.2195)])
+    outputs = [tmp_path / "out" / name for name in ("submission.json", "results.md", "curves.png")]
+    old = os.umask(umask)
+    try:
+        code, _, err = run_main(capsys, *logs, "--baseline", BASELINE, "--name", "n", "--github-id", "g",
+                                "--out", outputs[0], "--table", outputs[1], "--plot", outputs[2])
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert [oct(p.stat().st_mode & 0o777) for p in outputs] == [oct(0o666 & ~umask)] * 3
 
 
 # -----------------------------
@@ -307,15 +386,11 @@ def without(path: str):
 
 
 MALFORMED = {
-    "no_summary": (lambda p: p.write_text(log_text(None)), "incomplete log (no final_summary line)"),
     "truncated_json": (lambda p: p.write_text(log_text(make_summary(2, 1.2195))[:-40] + "\n"),
                        "final_summary is not valid JSON"),
     "no_separator": (lambda p: p.write_text("step:1/6 train_loss:5.0 train_time:1ms step_avg:1ms\n"),
                      "not a train_byte_model.py log"),
     "empty_file": (lambda p: p.write_text(""), "not a train_byte_model.py log"),
-    "rerun_appended_incomplete": (
-        lambda p: p.write_text(log_text(make_summary(2, 1.2195)) + log_text(None)),
-        "incomplete log (no final_summary line)"),
     "missing_key": (lambda p: p.write_text(log_text(broken(without("post_quant.sliding_val_bpb")))),
                     "final_summary lacks post_quant.sliding_val_bpb"),
     "missing_config": (lambda p: p.write_text(log_text(broken(without("config")))), "final_summary lacks config"),
@@ -362,7 +437,7 @@ def test_malformed_log_is_refused_with_one_line_and_nothing_written(tmp_path, ca
                               "--out", outputs[0], "--table", outputs[1], "--plot", outputs[2])
     assert code == 2 and out == ""
     assert err.startswith(f"error: {bad}: ") and expected.format(first=good) in err and err.count("\n") == 1, err
-    assert not any(p.exists() for p in outputs) and not list(tmp_path.glob(".*.tmp"))
+    assert not any(p.exists() for p in outputs) and not list(tmp_path.glob(".*"))  # nor a temporary file
 
 
 def test_partial_sliding_coverage_is_fine_for_the_non_overlap_metric(tmp_path, capsys):
@@ -434,12 +509,6 @@ def test_without_matplotlib_plot_fails_clearly_and_the_rest_works(tmp_path, caps
 # REAL TINY RUNS OF THE TRAINER
 # -----------------------------
 
-def write_byte260_shard(path: Path, ids: np.ndarray) -> None:
-    header = np.zeros(256, dtype="<i4")
-    header[:3] = (20240520, 1, ids.size)
-    path.write_bytes(header.tobytes() + ids.astype("<u2").tobytes())
-
-
 def tiny_documents(n_docs: int, seed: int) -> list[str]:
     """Short English-ish documents with some non-ASCII, deterministic."""
     rng = random.Random(seed)
@@ -449,8 +518,7 @@ def tiny_documents(n_docs: int, seed: int) -> list[str]:
 
 def byte260_stream(docs: list[str]) -> np.ndarray:
     """BOS (1) before each document, byte b as id b + 4."""
-    return np.concatenate([np.concatenate(([1], np.frombuffer(d.encode(), np.uint8).astype(np.int64) + 4))
-                           for d in docs])
+    return np.array([i for d in docs for i in (ctb.BOS_ID, *(b + ctb.BYTE_OFFSET for b in d.encode()))])
 
 
 TINY_RUN = {"MODEL_DIM": "32", "NUM_LAYERS": "2", "NUM_HEADS": "2", "NUM_KV_HEADS": "2", "TRAIN_SEQ_LEN": "64",
@@ -467,8 +535,8 @@ def real_logs(tmp_path_factory) -> list[Path]:
     root = tmp_path_factory.mktemp("real_runs")
     data = root / "data"
     data.mkdir()
-    write_byte260_shard(data / "fineweb_val_000000.bin", byte260_stream(tiny_documents(60, seed=1))[:3000])
-    write_byte260_shard(data / "fineweb_train_000000.bin", byte260_stream(tiny_documents(600, seed=2)))
+    ctb.write_shard(data / "fineweb_val_000000.bin", byte260_stream(tiny_documents(60, seed=1))[:3000])
+    ctb.write_shard(data / "fineweb_train_000000.bin", byte260_stream(tiny_documents(600, seed=2)))
     (data / "conversion.json").write_text(json.dumps({"layout": "byte260", "vocab_size": 260}))
     procs = []
     for seed in REAL_SEEDS:
@@ -507,8 +575,8 @@ def test_real_trainer_logs_make_a_submission(real_logs, tmp_path, capsys):
     assert record["statistics"]["std"] == pytest.approx(sample_std(sliding), abs=1e-7)
     assert record["bytes_code"] == (REPO_ROOT / "train_byte_model.py").stat().st_size
     assert record["bytes_total"] < 16_000_000 and record["statistics"]["n"] == 2
-    assert "not an 8xH100 run" in out
-    assert plot.read_bytes()[:8] == PNG_MAGIC and table.read_text() in out
+    assert "not an 8xH100 run" in err and record["track"] == "non_record_16mb"
+    assert plot.read_bytes()[:8] == PNG_MAGIC and table.read_text().split("\n\n")[0] in out
 
     runs = [submission.read_run(p) for p in real_logs]
     assert [len(r.train_curve) for r in runs] == [6, 6]  # steps 1..6: the first 10 are always logged
