@@ -156,15 +156,15 @@ KNOBS = (
     ("CHECKPOINT_EVERY", 0, "write a resumable checkpoint every this-many steps (0 = off)"),
     ("RESUME", "", "checkpoint to continue from"),
     ("EVAL_ONLY", "", "artifact to score on DATA_PATH's val without training (its context and stride by default)"),
-    ("EXPORT_ONLY", "", "weights written by a training run (LOG_DIR/RUN_ID.final.pt) to export and score, no training"),
-    ("QUANT", "rowclip", "rowclip = round each row to nearest | gptq = GPTQ error feedback (Hessians from training data)"),
-    ("QUANT_CLIP", "max", "row clip: max = best of 1.0..0.8 x max|w| by squared error | std:K = K x std(row)"),
+    ("EXPORT_ONLY", "", "a training run's LOG_DIR/RUN_ID.final.pt to export and score without training"),
+    ("QUANT", "rowclip", "rowclip = round to nearest | gptq = GPTQ (Hessians from training batches)"),
+    ("QUANT_CLIP", "max", "row clip: max = best of 1.0..0.8 x max|w| | std:K = K x std(row)"),
     ("EMBED_BITS", 8, "bits of the tied embedding and the bigram table: 8, 7 or 6"),
-    ("CODEC", "zstd", "zstd (level 22) | brotli (quality 11) | ans (rANS, per-tensor counts) | auto = smallest per group"),
-    ("GPTQ_BLOCK", 128, "GPTQ: columns per lazy-update block"),
-    ("GPTQ_DAMP", 0.01, "GPTQ: damping added to the Hessian diagonal, as a fraction of its mean"),
-    ("GPTQ_CALIB_TOKENS", 262144, "GPTQ: training tokens (all ranks) for the Hessians, timed inside MAX_WALLCLOCK_SECONDS"),
-    ("LQER_RANK", 0, "research (export_research.py): rank of an int4 correction of each int6 matrix's error; 0 = off"),
+    ("CODEC", "zstd", "zstd (22) | brotli (11) | ans (rANS, per-tensor counts) | auto = smallest per group"),
+    ("GPTQ_BLOCK", 128, "GPTQ columns per lazy-update block"),
+    ("GPTQ_DAMP", 0.01, "GPTQ damping, a fraction of the mean Hessian diagonal"),
+    ("GPTQ_CALIB_TOKENS", 262144, "GPTQ calibration tokens (all ranks), timed inside MAX_WALLCLOCK_SECONDS"),
+    ("LQER_RANK", 0, "research: rank of an int4 correction of each int6 matrix's error (0 = off)"),
 )
 KNOB_NAMES = tuple(name for name, _, _ in KNOBS)
 
@@ -184,7 +184,7 @@ BLOCK_LETTERS = "ASG"  # A attention; S, G research mixers
 PATCH_DECODERS = ("independent", "causal_conv")
 DATA_LAYOUTS = ("auto", "byte260", "raw256", "tokens")
 QUANT_METHODS = ("rowclip", "gptq")
-CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec -> the package it needs
+CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec: its package
 
 
 def parse_knob(name: str, default, raw):
@@ -260,15 +260,14 @@ class Hyperparameters:
                 "TTT_STEPS >= 0, TTT_CHUNK_TOKENS >= 1, TTT_LORA_RANK >= 1")
         require(0 <= self.ppm_order <= 14 and 0 <= self.ppm_weight < 1,
                 f"PPM_ORDER={self.ppm_order} must be in 0..14 and PPM_WEIGHT={self.ppm_weight} in [0, 1)")
-        require(self.quant in QUANT_METHODS, f"QUANT={self.quant!r}: want one of {', '.join(QUANT_METHODS)}")
         k = self.quant_clip.removeprefix("std:")
         require(self.quant_clip == "max" or (k != self.quant_clip and k.replace(".", "", 1).isdigit() and float(k) > 0),
-                f"QUANT_CLIP={self.quant_clip!r}: want max or std:K with a number K > 0")
-        require(self.embed_bits in (6, 7, 8) and self.codec in (*CODECS, "auto") and self.lqer_rank >= 0,
-                f"EMBED_BITS={self.embed_bits} (6, 7 or 8), CODEC={self.codec!r} ({', '.join(CODECS)} or auto), LQER_RANK >= 0")
-        require(self.gptq_block >= 1 and self.gptq_damp > 0 and self.gptq_calib_tokens >= 1,
-                "GPTQ_BLOCK >= 1, GPTQ_DAMP > 0 and GPTQ_CALIB_TOKENS >= 1")
-        require(not (self.eval_only and self.export_only), "EVAL_ONLY and EXPORT_ONLY: set one of them")
+                f"QUANT_CLIP={self.quant_clip!r}: want max or std:K, K > 0")
+        require(self.quant in QUANT_METHODS and self.embed_bits in (6, 7, 8) and self.codec in (*CODECS, "auto"),
+                f"QUANT={self.quant!r} ({QUANT_METHODS}), EMBED_BITS={self.embed_bits} (6..8), CODEC={self.codec!r} ({CODECS})")
+        require(min(self.gptq_block, self.gptq_damp, self.gptq_calib_tokens) > 0 and self.lqer_rank >= 0,
+                "GPTQ_BLOCK, GPTQ_DAMP, GPTQ_CALIB_TOKENS > 0, LQER_RANK >= 0")
+        require(not (self.eval_only and self.export_only), "EVAL_ONLY or EXPORT_ONLY, not both")
 
     def items(self) -> list[tuple[str, object]]:
         return [(name, getattr(self, name.lower())) for name in KNOB_NAMES]
@@ -1012,17 +1011,11 @@ def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: in
 # -----------------------------
 # ARTIFACT: QUANTIZATION AND CODECS
 # -----------------------------
-# Block matrices with more than QUANT_MIN_NUMEL values become int6 symbols (|q| <= 31, one int8 each)
-# and one fp16 step per row; the tied embedding and the bigram table int{EMBED_BITS}; the rest fp16. A
-# row's step is its clip / levels: clip = K * std(row) (QUANT_CLIP=std:K), or the fraction of max|w| in
-# CLIP_RATIOS with the least squared error (max). QUANT=gptq rounds with GPTQ's error feedback.
-# File = ARTIFACT_MAGIC, a 4-byte little-endian length, zstd-22 of the UTF-8 JSON header, then one
-# compressed payload per group: "matrices" and "embeddings" (symbols, one stream per tensor) and
-# "floats" (row steps and fp16 tensors; all their low bytes, then all their high bytes). Header:
-# format_version, model config, layout, evaluation context, code_sha256, export knobs, per group its
-# codec, stream lengths, crc32 of its raw bytes, the sizes every codec tried gave (and for ans each
-# stream's symbol counts), per tensor its name, storage, shape, group and byte offsets. Loading parses
-# JSON and numpy buffers; it never executes anything from the file (no pickle).
+# Matrices of more than QUANT_MIN_NUMEL values are int6 symbols with an fp16 step per row (the tied
+# embedding and bigram table int{EMBED_BITS}), the rest fp16. File: ARTIFACT_MAGIC, 4-byte length,
+# zstd-22 JSON header (config, layout, eval context, code sha256, export knobs; per group its codec,
+# stream lengths, crc32; per tensor storage, shape, group, offsets), then one payload per group.
+# Loading parses JSON and numpy buffers, never executing anything from the file (no pickle).
 
 ARTIFACT_MAGIC = b"BYTEGOLF"
 ARTIFACT_FORMAT_VERSION = 3
@@ -1037,7 +1030,7 @@ PROJECTED_BITS = {"int6": 4.5, "int7": 6.0, "int8": 7.0, "fp16": 15.0}
 
 
 def codec_module(codec: str):
-    """The compressors are needed only to write or read an artifact: a run without them still trains."""
+    """Imported only to write or read an artifact: a run without them still trains."""
     try:
         return importlib.import_module(CODECS[codec])
     except ImportError:
@@ -1096,8 +1089,7 @@ def row_scales(w: Tensor, levels: int, clip: str) -> Tensor:
 
 
 def damped(hessian: Tensor, damp: float) -> Tensor:
-    """The Hessian with a unit diagonal where calibration never reached an input, plus damp * its mean
-    diagonal, so that it is positive definite."""
+    """Positive definite: a unit diagonal where calibration never reached an input, + damp * mean diagonal."""
     h = hessian.clone()
     h.diagonal()[h.diagonal() == 0] = 1
     h.diagonal().add_(damp * h.diagonal().mean())
@@ -1105,10 +1097,8 @@ def damped(hessian: Tensor, damp: float) -> Tensor:
 
 
 def gptq_rows(w: Tensor, hessian: Tensor, scale: Tensor, levels: int, block: int, damp: float) -> Tensor:
-    """GPTQ (Frantar et al., 2022): columns in order of decreasing Hessian diagonal, each rounded with its
-    row's step and its error fed into the columns not yet rounded, through the upper Cholesky factor of the
-    damped inverse Hessian; columns past the current block are updated once per block. Runs in the
-    Hessian's dtype and device."""
+    """GPTQ (Frantar et al., 2022): columns by decreasing Hessian diagonal, each rounded, its error fed to the
+    columns not yet rounded through the Cholesky factor of the inverse Hessian, once per block past the block."""
     h = damped(hessian, damp)
     order = torch.argsort(h.diagonal(), descending=True)
     u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h[order][:, order])), upper=True)
@@ -1134,19 +1124,17 @@ def quantize_rows(w: Tensor, levels: int, clip: str = "max", hessian: Tensor | N
     return q.cpu().to(torch.int8), scale.cpu().half().flatten()
 
 
-def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:
-    """Micro-batch rounds (one training micro-batch per rank each) that hold GPTQ_CALIB_TOKENS tokens."""
+def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one training micro-batch per rank each
     return -(-args.gptq_calib_tokens // (rt.world_size * (args.train_batch_tokens // 8)))
 
 
 @torch.no_grad()
 def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
-    """GPTQ's Hessians: the sum of x x^T over the inputs x of every quantized matrix, on `rounds` rounds of
-    the training stream (spec.train_files, never val), summed over ranks. The tied embedding's inputs are
-    the final hidden states, its role as the head: as an input lookup its Hessian is diagonal over rows
-    and gives GPTQ's column feedback nothing. The bigram table's is P^T P of its projection P (the error
-    of a row as the model receives it)."""
-    quantized = lambda name, t: storage_for(name, t, args.embed_bits) != "fp16"  # noqa: E731
+    """GPTQ's Hessians: sum x x^T of every quantized matrix's inputs x over `rounds` rounds of the training
+    stream (never val), summed over ranks. The tied embedding's x are the final hidden states, the head's
+    inputs (as a lookup its Hessian is diagonal over rows: nothing for GPTQ's column feedback); the bigram
+    table's Hessian is P^T P of its projection P (a row's error as the model receives it)."""
+    quantized = lambda name, t: storage_for(name, t) != "fp16"  # noqa: E731
     hessians = {}
 
     def accumulate(name: str, x: Tensor) -> None:
@@ -1176,8 +1164,7 @@ def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT
 
 
 def quantize_state(state: dict[str, Tensor], args: Hyperparameters, hessians: dict[str, Tensor]) -> list[tuple]:
-    """(name, storage, symbols or fp16 values, fp16 row steps or None) per tensor; LQER_RANK adds the
-    research module's low-rank corrections."""
+    """(name, storage, int8 symbols or fp16 values, fp16 row steps or None) per tensor."""
     out = []
     for name, t in state.items():
         storage = storage_for(name, t, args.embed_bits)
@@ -1188,13 +1175,13 @@ def quantize_state(state: dict[str, Tensor], args: Hyperparameters, hessians: di
                                  args.gptq_damp)
         out.append((name, storage, q, scale))
         if args.lqer_rank and storage == "int6":
-            out += optional_module("export_research").low_rank_correction(name, t, q.float() * scale.float()[:, None],
-                                                                hessians.get(name), args)
+            deq = q.float() * scale.float()[:, None]
+            out += optional_module("export_research").low_rank_correction(name, t, deq, hessians.get(name), args)
     return out
 
 
 def group_streams(quantized: list[tuple]) -> tuple[dict[str, list[np.ndarray]], list[dict]]:
-    """The int8 streams of each group and every tensor's header entry (offsets in its group's raw bytes)."""
+    """Each group's int8 streams; each tensor's header entry (offsets into its group's raw bytes)."""
     parts, entries = {"matrices": [], "embeddings": [], "floats": []}, []
     for name, storage, values, scale in quantized:
         group = "floats" if scale is None else "embeddings" if name in EMBEDDING_TABLES else "matrices"
@@ -1204,7 +1191,7 @@ def group_streams(quantized: list[tuple]) -> tuple[dict[str, list[np.ndarray]], 
                 entry[key] = sum(a.size for a in parts[part])
                 parts[part].append(array.numpy().reshape(-1).view(np.int8))
         entries.append(entry)
-    floats = np.concatenate(parts.pop("floats")).reshape(-1, 2)  # fp16: low bytes compress apart from high
+    floats = np.concatenate(parts.pop("floats")).reshape(-1, 2)  # fp16 low bytes compress apart from high
     return {**{k: v for k, v in parts.items() if v}, "floats": [floats[:, 0].copy(), floats[:, 1].copy()]}, entries
 
 
@@ -1217,7 +1204,7 @@ def ans_model(counts: list[int]):
 
 
 def compress_streams(codec: str, streams: list[np.ndarray]) -> tuple[bytes, list | None, int]:
-    """(payload, ans symbol counts per stream as [lowest symbol, counts...], bytes it costs with the counts)."""
+    """(payload, ans: [lowest symbol, counts...] per stream, cost in bytes with the counts)."""
     if codec != "ans":
         data = b"".join(s.tobytes() for s in streams)
         blob = zstd22(data) if codec == "zstd" else codec_module(codec).compress(data, quality=11, lgwin=24)
@@ -1695,16 +1682,16 @@ def timed(rt: Runtime, fn) -> tuple[object, float]:
 
 
 def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT) -> tuple[Hyperparameters, float]:
-    """GPTQ's calibration reads training data, so it runs inside MAX_WALLCLOCK_SECONDS: one round, timed
-    after a warm-up round, times the rounds it needs comes off the cap of the knobs training gets."""
+    """Calibration reads training data, so its time (one round, timed after a warm-up round, times the rounds)
+    comes off MAX_WALLCLOCK_SECONDS in the knobs training gets."""
     if args.quant != "gptq":
         return args, 0.0
     round_ms = [timed(rt, lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1]
     reserve_ms, capped = round_ms * calibration_rounds(args, rt), copy.copy(args)
-    rt.log(f"gptq_reserve:{reserve_ms:.0f}ms ({calibration_rounds(args, rt)} rounds of {round_ms:.0f}ms, off the training cap)")
+    rt.log(f"gptq_reserve:{reserve_ms:.0f}ms ({calibration_rounds(args, rt)} rounds of {round_ms:.0f}ms)")
     if args.max_wallclock_seconds > 0:
         require(reserve_ms < 1000 * args.max_wallclock_seconds,
-                f"GPTQ calibration needs {reserve_ms:.0f}ms, more than MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS")
+                f"GPTQ calibration needs {reserve_ms:.0f}ms > MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS")
         capped.max_wallclock_seconds -= reserve_ms / 1000
     return capped, reserve_ms
 
@@ -1713,31 +1700,22 @@ def eval_context(args: Hyperparameters) -> dict:
     return {"context": args.train_seq_len, "stride": args.val_sliding_stride}
 
 
-def scored_on(args: Hyperparameters, scorer: Scorer) -> dict:
-    return {**eval_context(args), "val_sha256": scorer.val_sha256, "coverage": scorer.coverage}
-
-
-def save_final_weights(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT,
-                       pre_quant: dict) -> None:
-    """LOG_DIR/RUN_ID.final.pt, for EXPORT_ONLY: the chosen weights before quantization, their config,
-    layout and evaluation context, and their pre-quant score with what it was measured on; tensors,
-    numbers and strings only, which torch.load(weights_only=True) reads."""
+def save_final_weights(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT) -> None:
+    """LOG_DIR/RUN_ID.final.pt for EXPORT_ONLY: the chosen pre-quant weights and what rebuilds and scores them."""
     if rt.master:
         buffer = io.BytesIO()
         torch.save({"config": dataclasses.asdict(model.cfg), "layout": spec.layout, "eval": eval_context(args),
-                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "pre_quant": pre_quant,
-                    "scored_on": scored_on(args, scorer)}, buffer)
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
         write_atomic(Path(args.log_dir) / f"{args.run_id}.final.pt", buffer.getvalue())
 
 
 def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT, hidden_fn,
                      files: dict[str, bytes], reserve_ms: float = 0.0) -> dict:
-    """Calibrates (QUANT=gptq), writes the artifact, reloads it and scores the reloaded weights."""
     hessians, calibration_ms = {}, 0.0
     if args.quant == "gptq":
         rounds = calibration_rounds(args, rt)
         hessians, calibration_ms = timed(rt, lambda: calibrate(args, rt, spec, model, rounds))
-        over = " OVER_RESERVE: training + calibration exceed the cap" if 0 < reserve_ms < calibration_ms and args.max_wallclock_seconds > 0 else ""
+        over = " OVER_RESERVE" if 0 < reserve_ms < calibration_ms and args.max_wallclock_seconds > 0 else ""
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
                f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
     artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
@@ -1748,9 +1726,9 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
     if rt.distributed:
         dist.barrier()
     header, state = decode_artifact(artifact)
-    groups = {g["name"]: {"codec": g["codec"], "bytes": g["nbytes"], "tried": g["tried"]} for g in header["groups"]}
+    groups = {g["name"]: [g["codec"], g["nbytes"]] for g in header["groups"]}
     rt.log(f"export_time:{export_ms:.0f}ms " + " ".join(f"{k}:{v}" for k, v in header["export"].items()) + " "
-           + " ".join(f"{name}:{g['codec']}:{g['bytes']}(tried {g['tried']})" for name, g in groups.items()))
+           + " ".join(f"{name}:{codec}:{size}" for name, (codec, size) in groups.items()))
     model.load_state_dict(state)
     post_quant = scorer.final_report(model, hidden_fn)
     export = {**header["export"], "groups": groups, "calibration_ms": calibration_ms, "export_ms": export_ms}
@@ -1766,8 +1744,8 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
     capped, reserve_ms = reserve_calibration(args, rt, spec, model)
     progress, averages, heldout, hidden_fn = train(capped, rt, spec, scorer, model)
     chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
+    save_final_weights(args, rt, spec, model)
     pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    save_final_weights(args, rt, spec, scorer, model, pre_quant)
     exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, files, reserve_ms)
     return {"steps": progress.step, "train_time_ms": progress.training_ms,
             "step_avg_ms": progress.training_ms / max(progress.step, 1),
@@ -1777,7 +1755,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
 
 def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes], path: Path,
                        kind: str, saved: dict, model: ByteGPT) -> Scorer:
-    """For a model saved by another run: checks the data, takes the saved context and stride unless set."""
+    """Checks the data, takes the saved context and stride unless set in the environment."""
     require(saved["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
             f"{path}: {kind} is for {saved['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
             f"{spec.layout} (vocab {spec.vocab_size})")
@@ -1816,12 +1794,7 @@ def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[
     model = model_from_state(path, config, state)
     scorer = saved_model_scorer(args, rt, spec, files, path, "checkpoint", saved, model)
     hidden_fn = scorer.hidden_fn(model)
-    if saved.get("scored_on") == scored_on(args, scorer):
-        pre_quant = saved["pre_quant"]
-        rt.log(f"pre_quant val_bpb:{pre_quant['val_bpb']:.4f} sliding_val_bpb:{pre_quant['sliding_val_bpb']:.4f} "
-               f"(the training run's, on this val with this context and stride)")
-    else:
-        pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
+    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
     return {"export_only": str(path), "pre_quant": pre_quant,
             **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
             "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}

@@ -50,6 +50,7 @@ FRONTIER_KNOBS = {"RECIPE": "frontier", "TRAIN_SEQ_LEN": "256", "TRAIN_BATCH_TOK
                   "HELDOUT_TOKENS": "2048", "VAL_SLIDING_STRIDE": "256", "EVAL_BATCH_SEQS": "8", "USE_COMPILE": "0",
                   "BF16": "0", "SEED": "1337", "GPTQ_CALIB_TOKENS": "16384"}
 CODEC_CHOICES = (*tbm.CODECS, "auto")
+DEFAULT_EXPORT = {k: str(getattr(tbm.Hyperparameters({}), k.lower())) for k in ("QUANT", "QUANT_CLIP", "EMBED_BITS", "LQER_RANK", "CODEC")}
 
 
 def frontier_data(demo: Path, work: Path) -> Path:
@@ -119,8 +120,9 @@ def measure(final: Path, knobs: dict[str, str], data: Path, grid: list[dict], ev
     rounds = tbm.calibration_rounds(base, rt)
     started = time.perf_counter()
     hessians = tbm.calibrate(base, rt, spec, model, rounds)
-    info = {"params": params, "pre": pre, "saved_pre": saved["pre_quant"]["sliding_val_bpb"],
-            "calibration_s": time.perf_counter() - started, "calibration_tokens": rounds * (base.train_batch_tokens // 8)}
+    logged = (work / f"{final.name.removesuffix('.final.pt')}.txt").read_text().splitlines()[-1].removeprefix("final_summary:")
+    info = {"params": params, "pre": pre, "saved_pre": json.loads(logged)["pre_quant"]["sliding_val_bpb"],
+            "calibration_s": time.perf_counter() - started, "coverage": scorer.coverage if evaluate else "", "calibration_tokens": rounds * (base.train_batch_tokens // 8)}
     old = previous_trainer(rev, work)
     today = old.encode_artifact(saved["model"], old.ModelConfig(**saved["config"]), saved["layout"], "bench")
     (work / "today.ptz").write_bytes(today)
@@ -174,27 +176,34 @@ def table(rows: list[dict], evaluate: bool) -> list[str]:
     return lines
 
 
-def plot(rows: list[dict], path: Path, title: str) -> None:
+def plot(rows: list[dict], path: Path, title: str, default: dict[str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    pre, top = rows[0]["pre"], rows[0]["pre"] + 0.03
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for quant, marker in (("rowclip", "o"), ("gptq", "s")):
         for codec, color in zip(CODEC_CHOICES, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
-            pts = [(r["bytes"], r["post"]) for r in rows if r["QUANT"] == quant and r["CODEC"] == codec]
+            pts = [(r["bytes"], r["post"]) for r in rows if r["QUANT"] == quant and r["CODEC"] == codec and r["post"] <= top]
             ax.scatter(*zip(*pts), marker=marker, color=color, s=18, alpha=0.7, label=f"{quant} {codec}")
     ax.scatter([rows[0]["bytes"]], [rows[0]["post"]], marker="*", s=160, color="black", label="today (format 2)")
+    chosen = next(r for r in rows if all(r[k] == v for k, v in default.items()))
+    ax.scatter([chosen["bytes"]], [chosen["post"]], marker="D", s=70, facecolors="none", edgecolors="black",
+               label="new default " + " ".join(default.values()))
     front, best = [], float("inf")
     for r in sorted(rows, key=lambda r: (r["bytes"], r["post"])):
         if r["post"] < best:
             front.append((r["bytes"], r["post"]))
             best = r["post"]
     ax.plot(*zip(*front), color="gray", lw=1, drawstyle="steps-post", label="Pareto front")
+    ax.axhline(pre, color="gray", ls=":", lw=1, label="pre-quant")
+    above = sum(r["post"] > top for r in rows)
+    ax.set_ylim(pre - 0.002, top)
     ax.ticklabel_format(useOffset=False)
     ax.set_xlabel("artifact bytes")
-    ax.set_ylabel("post-quant sliding val BPB")
+    ax.set_ylabel("post-quant sliding val BPB" + (f" ({above} points above the plot)" if above else ""))
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -208,6 +217,7 @@ def main() -> None:
     p.add_argument("--std-k", type=float, nargs="+", default=[10.0, 12.85, 16.0], help="the K of each QUANT_CLIP=std:K")
     p.add_argument("--lqer-rank", type=int, default=4, help="LQER_RANK of the LQER rows (0: none)")
     p.add_argument("--baseline-rev", default="bce9af7", help="the git revision whose export is 'today'")
+    p.add_argument("--val-tokens", type=int, default=0, help="score only the first N val tokens (0: all; printed)")
     p.add_argument("--out", type=Path, help="also write the table here")
     p.add_argument("--plot", type=Path, help="bytes vs post-quant BPB, PNG (not with --frontier)")
     a = p.parse_args()
@@ -217,7 +227,8 @@ def main() -> None:
         (CPU_KNOBS, "bench_model", demo)
     final = train_once(knobs, data, a.work, run_id)
     grid = settings(a.std_k, a.lqer_rank, a.frontier)
-    rows, info = measure(final, knobs, data, grid, not a.frontier, a.baseline_rev, a.work)
+    rows, info = measure(final, {**knobs, "VAL_SLIDING_MAX_TOKENS": str(a.val_tokens)}, data, grid, not a.frontier,
+                         a.baseline_rev, a.work)
     what = ("RECIPE=frontier shape, briefly trained (size check only: says nothing about BPB)" if a.frontier else
             "CPU model (MODEL_DIM 320, 4 layers, seq 256), 200 steps of 4,096 tokens on the demo data")
     lines = [f"Export benchmark, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU cores (shared with other jobs: "
@@ -225,15 +236,16 @@ def main() -> None:
              f"{info['params']:,} parameters; checkpoint {final}",
              f"command: python scripts/bench_export.py {' '.join(sys.argv[1:])}".rstrip(),
              f"GPTQ calibration: {info['calibration_tokens']:,} training tokens in {info['calibration_s']:.1f} s"
-             + (f"; pre-quant sliding BPB {info['pre']:.4f} (the training run logged {info['saved_pre']:.4f})"
-                if info["pre"] is not None else ""), ""] + table(rows, not a.frontier)
+             + (f"; BPB: sliding window (stride {knobs['VAL_SLIDING_STRIDE']}) on {info['coverage']} val; the training run "
+                f"logged {info['saved_pre']:.4f} pre-quant on all of val" if info["pre"] is not None else ""), ""]
+    lines += table(rows, not a.frontier)
     print("\n".join(lines))
     groups = {f"{r['QUANT']} {r['QUANT_CLIP']} {r['EMBED_BITS']} {r['LQER_RANK']} {r['CODEC']}": r["groups"] for r in rows[1:]}
     print("per group: (codec, bytes, bits per stored value)\n" + json.dumps(groups, indent=0), file=sys.stderr)
     if a.out:
         a.out.write_text("\n".join(lines) + "\n")
     if a.plot and not a.frontier:
-        plot(rows, a.plot, lines[0][:160])
+        plot(rows, a.plot, f"one CPU checkpoint ({info['params']:,} parameters) exported every way", DEFAULT_EXPORT)
 
 
 if __name__ == "__main__":
