@@ -16,6 +16,7 @@ import difflib
 import glob
 import hashlib
 import importlib
+import io
 import json
 import math
 import os
@@ -26,6 +27,8 @@ import sys
 import time
 import types
 import uuid
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +168,15 @@ KNOBS = (
     ("CHECKPOINT_EVERY", 0, "write a resumable checkpoint every this-many steps (0 = off)"),
     ("RESUME", "", "checkpoint to continue from"),
     ("EVAL_ONLY", "", "artifact to score on DATA_PATH's val without training (its context and stride by default)"),
+    ("EXPORT_ONLY", "", "a training run's LOG_DIR/RUN_ID.final.pt to export and score without training"),
+    ("QUANT", "rowclip", "rowclip = round to nearest | gptq = GPTQ (Hessians from training batches)"),
+    ("QUANT_CLIP", "max", "row clip: max = best of 1.0..0.8 x max|w| | std:K = K x std(row)"),
+    ("EMBED_BITS", 8, "bits of the tied embedding and the bigram table: 8, 7 or 6"),
+    ("CODEC", "zstd", "zstd (22) | brotli (11) | ans (rANS, per-tensor counts) | auto = smallest per group"),
+    ("GPTQ_BLOCK", 128, "GPTQ columns per lazy-update block"),
+    ("GPTQ_DAMP", 0.01, "GPTQ damping, a fraction of the mean Hessian diagonal"),
+    ("GPTQ_CALIB_TOKENS", 262144, "GPTQ calibration tokens (all ranks), timed inside MAX_WALLCLOCK_SECONDS"),
+    ("LQER_RANK", 0, "research: rank of an int4 correction of each int6 matrix's error (0 = off)"),
 )
 KNOB_NAMES = tuple(name for name, _, _ in KNOBS)
 
@@ -183,6 +195,8 @@ RECIPES = {
 BLOCK_LETTERS = "ASG"  # A attention; S, G research mixers
 PATCH_DECODERS = ("independent", "causal_conv")
 DATA_LAYOUTS = ("auto", "byte260", "raw256", "tokens")
+QUANT_METHODS = ("rowclip", "gptq")
+CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec: its package
 
 
 def parse_knob(name: str, default, raw):
@@ -258,6 +272,14 @@ class Hyperparameters:
                 "TTT_STEPS >= 0, TTT_CHUNK_TOKENS >= 1, TTT_LORA_RANK >= 1")
         require(0 <= self.ppm_order <= 14 and 0 <= self.ppm_weight < 1,
                 f"PPM_ORDER={self.ppm_order} must be in 0..14 and PPM_WEIGHT={self.ppm_weight} in [0, 1)")
+        k = self.quant_clip.removeprefix("std:")
+        require(self.quant_clip == "max" or (k != self.quant_clip and k.replace(".", "", 1).isdigit() and float(k) > 0),
+                f"QUANT_CLIP={self.quant_clip!r}: want max or std:K, K > 0")
+        require(self.quant in QUANT_METHODS and self.embed_bits in (6, 7, 8) and self.codec in (*CODECS, "auto"),
+                f"QUANT={self.quant!r} ({QUANT_METHODS}), EMBED_BITS={self.embed_bits} (6..8), CODEC={self.codec!r} ({CODECS})")
+        require(min(self.gptq_block, self.gptq_damp, self.gptq_calib_tokens) > 0 and self.lqer_rank >= 0,
+                "GPTQ_BLOCK, GPTQ_DAMP, GPTQ_CALIB_TOKENS > 0, LQER_RANK >= 0")
+        require(not (self.eval_only and self.export_only), "EVAL_ONLY or EXPORT_ONLY, not both")
 
     def items(self) -> list[tuple[str, object]]:
         return [(name, getattr(self, name.lower())) for name in KNOB_NAMES]
@@ -997,37 +1019,37 @@ def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: in
 
 
 # -----------------------------
-# ARTIFACT: INT6 + ZSTD-22
+# ARTIFACT: QUANTIZATION AND CODECS
 # -----------------------------
-# File = ARTIFACT_MAGIC, then zstd (level 22) of: 4-byte little-endian header length, a UTF-8 JSON
-# header, the tensor bytes. Header: format_version, model config, layout, the evaluation context and
-# stride, code_sha256, and per tensor its name, storage (int6 | int8 | fp16), shape and byte offset.
-# int6/int8 tensors store one int8 per value, then one fp16 scale per row. Loading parses JSON and
-# numpy buffers; it never executes anything from the file (no pickle).
+# Matrices of more than QUANT_MIN_NUMEL values are int6 symbols with an fp16 step per row (the tied
+# embedding and bigram table int{EMBED_BITS}), the rest fp16. File: ARTIFACT_MAGIC, 4-byte length,
+# zstd-22 JSON header (config, layout, eval context, code sha256, export knobs; per group its codec,
+# stream lengths, crc32; per tensor storage, shape, group, offsets), then one payload per group.
+# Loading parses JSON and numpy buffers, never executing anything from the file (no pickle).
 
 ARTIFACT_MAGIC = b"BYTEGOLF"
-ARTIFACT_FORMAT_VERSION = 2
+ARTIFACT_FORMAT_VERSION = 3
 ARTIFACT_MAX_RAW_BYTES = 1 << 30
 QUANT_MIN_NUMEL = 65_536  # smaller tensors (gains, scales, mixes, norms) stay fp16
-QUANT_LEVELS = {"int6": 31, "int8": 127}
+QUANT_LEVELS = {"int4": 7, "int6": 31, "int7": 63, "int8": 127}
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
 EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
+EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPTQ_DAMP", "GPTQ_CALIB_TOKENS", "LQER_RANK")
 # Compressed bits per stored value, for the start-up size projection (int6+zstd on trained weights).
-PROJECTED_BITS = {"int6": 4.5, "int8": 7.0, "fp16": 15.0}
+PROJECTED_BITS = {"int6": 4.5, "int7": 6.0, "int8": 7.0, "fp16": 15.0}
 
 
-def zstandard_module():
-    """zstandard is needed only to write or read an artifact: a run without it still trains."""
+def codec_module(codec: str):
+    """Imported only to write or read an artifact: a run without them still trains."""
     try:
-        import zstandard
+        return importlib.import_module(CODECS[codec])
     except ImportError:
-        raise RunError("the artifact needs the zstandard package (pip install zstandard)") from None
-    return zstandard
+        raise RunError(f"the artifact needs the {CODECS[codec]} package (pip install {CODECS[codec]})") from None
 
 
-def storage_for(name: str, t: Tensor) -> str:
+def storage_for(name: str, t: Tensor, embed_bits: int = 8) -> str:
     if t.ndim == 2 and t.numel() > QUANT_MIN_NUMEL:
-        return "int8" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
+        return f"int{embed_bits}" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
     return "fp16"
 
 
@@ -1042,11 +1064,11 @@ def component(model: nn.Module, name: str) -> str:
     return f"blocks.{parts[2]}" if len(parts) > 3 else "blocks.scales"
 
 
-def size_report(model: nn.Module, code_bytes: int) -> list[str]:
+def size_report(model: nn.Module, code_bytes: int, embed_bits: int = 8) -> list[str]:
     """Parameters, storage and projected artifact bytes per component, then the projected total."""
     groups = collections.defaultdict(lambda: [0, set(), 0.0])  # parameters, storages, compressed bits
     for name, p in model.named_parameters():
-        storage, group = storage_for(name, p), groups[component(model, name)]
+        storage, group = storage_for(name, p, embed_bits), groups[component(model, name)]
         group[0] += p.numel()
         group[1].add(storage)
         group[2] += p.numel() * PROJECTED_BITS[storage]
@@ -1061,58 +1083,202 @@ def size_report(model: nn.Module, code_bytes: int) -> list[str]:
     return lines
 
 
-def quantize_rows(w: Tensor, levels: int) -> tuple[Tensor, Tensor]:
-    """Symmetric per-row quantization; each row's clip (a fraction of its max |w|) is the one of
-    CLIP_RATIOS with the least squared error."""
-    w = w.float()
-    amax = w.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-    best_q, best_scale, best_err = None, None, None
-    for ratio in CLIP_RATIOS:
-        scale = (amax * ratio / levels).clamp_min(2**-24).half().float()  # the scale as stored
-        q = torch.clamp(torch.round(w / scale), -levels, levels)
-        err = (q * scale - w).square().sum(dim=1, keepdim=True)
-        if best_err is None:
-            best_q, best_scale, best_err = q, scale, err
-        else:
-            better = err < best_err
-            best_q, best_scale = torch.where(better, q, best_q), torch.where(better, scale, best_scale)
-            best_err = torch.minimum(err, best_err)
-    return best_q.to(torch.int8), best_scale.half().flatten()
+def round_rows(w: Tensor, scale: Tensor, levels: int) -> Tensor:
+    return torch.clamp(torch.round(w / scale), -levels, levels)
+
+
+def row_scales(w: Tensor, levels: int, clip: str) -> Tensor:
+    """Each row's step (rows x 1, fp16-representable): its clip / levels."""
+    as_stored = lambda clip_value: (clip_value / levels).clamp_min(2**-24).half().to(w.dtype)  # noqa: E731
+    if clip.startswith("std:"):
+        return as_stored(float(clip[4:]) * w.std(dim=1, correction=0, keepdim=True))
+    amax = w.abs().amax(dim=1, keepdim=True)
+    scales = torch.stack([as_stored(amax * ratio) for ratio in CLIP_RATIOS])
+    errors = torch.stack([(round_rows(w, s, levels) * s - w).square().sum(1) for s in scales])
+    return scales[errors.argmin(0), torch.arange(w.size(0))]  # the first minimum: ties keep the larger clip
+
+
+def damped(hessian: Tensor, damp: float) -> Tensor:
+    """Positive definite: a unit diagonal where calibration never reached an input, + damp * mean diagonal."""
+    h = hessian.clone()
+    h.diagonal()[h.diagonal() == 0] = 1
+    h.diagonal().add_(damp * h.diagonal().mean())
+    return h
+
+
+def gptq_rows(w: Tensor, hessian: Tensor, scale: Tensor, levels: int, block: int, damp: float) -> Tensor:
+    """GPTQ (Frantar et al., 2022): columns by decreasing Hessian diagonal, each rounded, its error fed to the
+    columns not yet rounded through the Cholesky factor of the inverse Hessian, once per block past the block."""
+    h = damped(hessian, damp)
+    order = torch.argsort(h.diagonal(), descending=True)
+    u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h[order][:, order])), upper=True)
+    w, scale = w.to(h)[:, order], scale.to(h).flatten()
+    q = torch.zeros_like(w)
+    for start in range(0, w.size(1), block):
+        end = min(start + block, w.size(1))
+        err = torch.zeros_like(w[:, start:end])
+        for i in range(start, end):
+            q[:, i] = round_rows(w[:, i], scale, levels)
+            err[:, i - start] = (w[:, i] - q[:, i] * scale) / u[i, i]
+            w[:, i + 1 : end] -= torch.outer(err[:, i - start], u[i, i + 1 : end])
+        w[:, end:] -= err @ u[start:end, end:]
+    return q[:, torch.argsort(order)]
+
+
+def quantize_rows(w: Tensor, levels: int, clip: str = "max", hessian: Tensor | None = None, block: int = 128,
+                  damp: float = 0.01) -> tuple[Tensor, Tensor]:
+    """(int8 symbols, fp16 row steps): GPTQ when a Hessian is given, else rounding to nearest."""
+    w = w.detach().float()
+    scale = row_scales(w, levels, clip)
+    q = round_rows(w, scale, levels) if hessian is None else gptq_rows(w, hessian, scale, levels, block, damp)
+    return q.cpu().to(torch.int8), scale.cpu().half().flatten()
+
+
+def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one training micro-batch per rank each
+    return -(-args.gptq_calib_tokens // (rt.world_size * (args.train_batch_tokens // 8)))
+
+
+@torch.no_grad()
+def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
+    """GPTQ's Hessians: sum x x^T of every quantized matrix's inputs x over `rounds` rounds of the training
+    stream (never val), summed over ranks. The tied embedding's x are the final hidden states, the head's
+    inputs (as a lookup its Hessian is diagonal over rows: nothing for GPTQ's column feedback); the bigram
+    table's Hessian is P^T P of its projection P (a row's error as the model receives it)."""
+    quantized = lambda name, t: storage_for(name, t) != "fp16"  # noqa: E731
+    hessians = {}
+
+    def accumulate(name: str, x: Tensor) -> None:
+        x = x.detach().reshape(-1, x.size(-1)).float()
+        hessians[name] = hessians.get(name, 0) + x.T @ x
+
+    hooks = [m.register_forward_hook(lambda _, inputs, __, key=f"{name}.weight": accumulate(key, inputs[0]))
+             for name, m in model.named_modules() if isinstance(m, nn.Linear) and quantized(f"{name}.weight", m.weight)]
+    head = quantized("tok_emb.weight", model.tok_emb.weight)
+    if hooks or head:
+        stream = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens)
+        loader = DistributedTokenLoader(stream, rt.rank, rt.world_size, rt.device)
+        for _ in range(rounds):
+            ids = loader.next_batch(args.train_batch_tokens, args.train_seq_len, 8 // rt.world_size)[0]
+            with rt.autocast():
+                hidden = model.hidden(ids)
+            if head:
+                accumulate("tok_emb.weight", hidden)
+    for hook in hooks:
+        hook.remove()
+    for name in sorted(hessians) if rt.distributed else ():
+        dist.all_reduce(hessians[name])
+    if model.bigram is not None and quantized("bigram.embed.weight", model.bigram.embed.weight):
+        proj = model.bigram.proj.weight.detach().float()
+        hessians["bigram.embed.weight"] = proj.T @ proj
+    return hessians
+
+
+def quantize_state(state: dict[str, Tensor], args: Hyperparameters, hessians: dict[str, Tensor]) -> list[tuple]:
+    """(name, storage, int8 symbols or fp16 values, fp16 row steps or None) per tensor."""
+    out = []
+    for name, t in state.items():
+        storage = storage_for(name, t, args.embed_bits)
+        if storage == "fp16":
+            out.append((name, storage, t.detach().cpu().half(), None))
+            continue
+        q, scale = quantize_rows(t, QUANT_LEVELS[storage], args.quant_clip, hessians.get(name), args.gptq_block,
+                                 args.gptq_damp)
+        out.append((name, storage, q, scale))
+        if args.lqer_rank and storage == "int6":
+            deq = q.float() * scale.float()[:, None]
+            out += optional_module("export_research").low_rank_correction(name, t, deq, hessians.get(name), args)
+    return out
+
+
+def group_streams(quantized: list[tuple]) -> tuple[dict[str, list[np.ndarray]], list[dict]]:
+    """Each group's int8 streams; each tensor's header entry (offsets into its group's raw bytes)."""
+    parts, entries = {"matrices": [], "embeddings": [], "floats": []}, []
+    for name, storage, values, scale in quantized:
+        group = "floats" if scale is None else "embeddings" if name in EMBEDDING_TABLES else "matrices"
+        entry = {"name": name, "storage": storage, "shape": list(values.shape), "group": group}
+        for key, part, array in (("offset", group, values), ("scale_offset", "floats", scale)):
+            if array is not None:
+                entry[key] = sum(a.size for a in parts[part])
+                parts[part].append(array.numpy().reshape(-1).view(np.int8))
+        entries.append(entry)
+    floats = np.concatenate(parts.pop("floats")).reshape(-1, 2)  # fp16 low bytes compress apart from high
+    return {**{k: v for k, v in parts.items() if v}, "floats": [floats[:, 0].copy(), floats[:, 1].copy()]}, entries
+
+
+def zstd22(data: bytes) -> bytes:
+    return codec_module("zstd").ZstdCompressor(level=22).compress(data)
+
+
+def ans_model(counts: list[int]):
+    return codec_module("ans").stream.model.Categorical(np.array(counts[1:], np.float64), perfect=False)
+
+
+def compress_streams(codec: str, streams: list[np.ndarray]) -> tuple[bytes, list | None, int]:
+    """(payload, ans: [lowest symbol, counts...] per stream, cost in bytes with the counts)."""
+    if codec != "ans":
+        data = b"".join(s.tobytes() for s in streams)
+        blob = zstd22(data) if codec == "zstd" else codec_module(codec).compress(data, quality=11, lgwin=24)
+        return blob, None, len(blob)
+    coder = codec_module(codec).stream.stack.AnsCoder()
+    counts = [[int(s.min())] + np.bincount(s.astype(np.int64) - s.min(), minlength=2).tolist() for s in streams]
+    for s, c in zip(reversed(streams), reversed(counts)):  # a stack: the first stream is decoded first
+        coder.encode_reverse(s.astype(np.int32) - c[0], ans_model(c))
+    blob = coder.get_compressed().tobytes()
+    return blob, counts, len(blob) + len(zstd22(json.dumps(counts).encode()))
 
 
 def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, code_sha256: str,
-                    eval_context: dict | None = None) -> bytes:
-    entries, chunks, offset = [], [], 0
-    for name, t in state.items():
-        storage = storage_for(name, t)
-        if storage == "fp16":
-            blob = t.detach().cpu().half().numpy().tobytes()
-        else:
-            q, scale = quantize_rows(t.detach().cpu(), QUANT_LEVELS[storage])
-            blob = q.numpy().tobytes() + scale.numpy().tobytes()
-        entries.append({"name": name, "storage": storage, "shape": list(t.shape), "offset": offset, "nbytes": len(blob)})
-        chunks.append(blob)
-        offset += len(blob)
-    header = json.dumps({"format_version": ARTIFACT_FORMAT_VERSION, "config": dataclasses.asdict(cfg),
-                         "layout": layout, "eval": eval_context or {}, "code_sha256": code_sha256,
-                         "tensors": entries}).encode()
-    raw = len(header).to_bytes(4, "little") + header + b"".join(chunks)
-    return ARTIFACT_MAGIC + zstandard_module().ZstdCompressor(level=22).compress(raw)
+                    eval_context: dict | None = None, args: Hyperparameters | None = None,
+                    hessians: dict[str, Tensor] | None = None) -> bytes:
+    args = args or Hyperparameters({})
+    streams, entries = group_streams(quantize_state(state, args, hessians or {}))
+    groups, blobs = [], []
+    for name, group in streams.items():
+        tried = {c: compress_streams(c, group) for c in (CODECS if args.codec == "auto" else (args.codec,))}
+        best = min(tried, key=lambda c: tried[c][2])
+        blob, counts, _ = tried[best]
+        groups.append({"name": name, "codec": best, "nbytes": len(blob), "lengths": [s.size for s in group],
+                       "crc32": zlib.crc32(b"".join(s.tobytes() for s in group)),
+                       "tried": {c: cost for c, (_, _, cost) in tried.items()}, **({"counts": counts} if counts else {})})
+        blobs.append(blob)
+    export = {k.lower(): getattr(args, k.lower()) for k in EXPORT_KNOBS}
+    header = zstd22(json.dumps({
+        "format_version": ARTIFACT_FORMAT_VERSION, "config": dataclasses.asdict(cfg), "layout": layout,
+        "eval": eval_context or {}, "code_sha256": code_sha256, "export": export, "groups": groups,
+        "tensors": entries}).encode())
+    return ARTIFACT_MAGIC + len(header).to_bytes(4, "little") + header + b"".join(blobs)
 
 
-def decode_tensor(entry: dict, body: memoryview) -> Tensor:
-    blob = np.frombuffer(body[entry["offset"] : entry["offset"] + entry["nbytes"]], dtype=np.uint8)
-    numel = math.prod(entry["shape"])
-    if entry["storage"] == "fp16":
-        values = torch.from_numpy(blob.view(np.float16).astype(np.float32))
-    elif entry["storage"] in QUANT_LEVELS:
-        q = torch.from_numpy(blob[:numel].view(np.int8).astype(np.float32)).view(entry["shape"][0], -1)
-        values = q * torch.from_numpy(blob[numel:].view(np.float16).astype(np.float32))[:, None]
+def decompress_group(group: dict, blob: bytes) -> bytes:
+    size, codec = sum(group["lengths"]), group["codec"]
+    if size > ARTIFACT_MAX_RAW_BYTES or codec not in CODECS:
+        raise ValueError(f"group {group['name']}: codec {codec!r}, {size} bytes")
+    if codec == "zstd":
+        raw = codec_module(codec).ZstdDecompressor().decompress(blob, max_output_size=size)
+    elif codec == "brotli":
+        raw = codec_module(codec).Decompressor().process(blob, output_buffer_limit=size)
     else:
+        coder = codec_module(codec).stream.stack.AnsCoder(np.frombuffer(blob, np.uint32).copy())
+        raw = b"".join((coder.decode(ans_model(c), n) + c[0]).astype(np.int8).tobytes()
+                       for n, c in zip(group["lengths"], group["counts"]))
+        if not coder.is_empty():
+            raise ValueError(f"group {group['name']}: the ans payload has data left after its symbols")
+    if len(raw) != size or zlib.crc32(raw) != group["crc32"]:
+        raise ValueError(f"group {group['name']}: the {codec} payload does not match its length and crc32")
+    if group["name"] == "floats":  # undo the byte shuffle
+        raw = np.frombuffer(raw, np.uint8).reshape(2, -1).T.tobytes()
+    return raw
+
+
+def decode_tensor(entry: dict, raw: dict[str, bytes]) -> Tensor:
+    shape, numel = entry["shape"], math.prod(entry["shape"])
+    if entry["storage"] == "fp16":
+        return torch.from_numpy(np.frombuffer(raw["floats"], np.float16, numel, entry["offset"]).astype(np.float32)).view(shape)
+    if entry["storage"] not in QUANT_LEVELS:
         raise ValueError(f"tensor {entry['name']}: unknown storage {entry['storage']!r}")
-    if values.numel() != numel:
-        raise ValueError(f"tensor {entry['name']}: {values.numel()} values for shape {entry['shape']}")
-    return values.reshape(entry["shape"])
+    q = np.frombuffer(raw[entry["group"]], np.int8, numel, entry["offset"]).astype(np.float32).reshape(shape[0], -1)
+    scale = np.frombuffer(raw["floats"], np.float16, shape[0], entry["scale_offset"]).astype(np.float32)
+    return torch.from_numpy(q * scale[:, None]).view(shape)
 
 
 def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
@@ -1120,34 +1286,47 @@ def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     data = path.read_bytes()
     require(data.startswith(ARTIFACT_MAGIC),
             f"{path}: not a byte-model artifact (bad magic; pickles and other files are refused)")
-    zstandard = zstandard_module()
     try:
-        raw = zstandard.ZstdDecompressor().decompress(data[len(ARTIFACT_MAGIC):], max_output_size=ARTIFACT_MAX_RAW_BYTES)
-        header_len = int.from_bytes(raw[:4], "little")
-        header = json.loads(raw[4 : 4 + header_len])
+        start = len(ARTIFACT_MAGIC) + 4
+        end = start + int.from_bytes(data[len(ARTIFACT_MAGIC) : start], "little")
+        header = json.loads(codec_module("zstd").ZstdDecompressor().decompress(data[start:end], max_output_size=1 << 26))
         if header.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ValueError(f"format_version {header.get('format_version')!r}, want {ARTIFACT_FORMAT_VERSION}")
-        body = memoryview(raw)[4 + header_len :]
-        state = {e["name"]: decode_tensor(e, body) for e in header["tensors"]}
-    except (zstandard.ZstdError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise RunError(f"{path}: corrupt artifact ({exc})") from None
+        bounds = np.cumsum([end] + [g["nbytes"] for g in header["groups"]]).tolist()
+        if bounds[-1] != len(data):
+            raise ValueError(f"{len(data)} bytes, the header accounts for {bounds[-1]}")
+        raw = {g["name"]: decompress_group(g, data[a:b]) for g, a, b in zip(header["groups"], bounds, bounds[1:])}
+        state = {e["name"]: decode_tensor(e, raw) for e in header["tensors"]}
+        for name in [n for n in state if n.endswith(".lqer_a")]:  # LQER_RANK's corrections: W + A^T B
+            base = name.removesuffix(".lqer_a")
+            state[base] = state[base] + state.pop(name).T @ state.pop(base + ".lqer_b")
+    except RunError:
+        raise
+    except Exception as exc:  # whatever a malformed file makes a parser raise
+        raise RunError(f"{path}: corrupt artifact ({type(exc).__name__}: {exc})") from None
     return header, state
+
+
+def model_from_state(path: Path, config: dict, state: dict[str, Tensor]) -> ByteGPT:
+    try:
+        model = build_model(ModelConfig(**config))
+        model.load_state_dict(state, strict=True)
+    except (TypeError, RuntimeError) as exc:
+        raise RunError(f"{path}: does not fit its model config ({str(exc).splitlines()[0]})") from None
+    return model
 
 
 def load_artifact_model(path: Path) -> tuple[dict, ByteGPT]:
     header, state = decode_artifact(path)
-    try:
-        model = build_model(ModelConfig(**header["config"]))
-        model.load_state_dict(state, strict=True)
-    except (TypeError, RuntimeError) as exc:
-        raise RunError(f"{path}: artifact does not fit its model config ({str(exc).splitlines()[0]})") from None
-    return header, model
+    return header, model_from_state(path, header["config"], state)
 
 
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
 
 
 # -----------------------------
@@ -1362,7 +1541,7 @@ def code_files(args: Hyperparameters) -> dict[str, bytes]:
     files = {Path(__file__).name: Path(__file__).read_bytes()}
     run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path)
     for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
-                         ("run_modes", run_modes)):
+                         ("run_modes", run_modes), ("export_research", args.lqer_rank)):
         if needed and f"{name}.py" not in PACKED_SOURCES:
             path = Path(optional_module(name).__file__)
             files[path.name] = path.read_bytes()
@@ -1503,51 +1682,132 @@ def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, mo
     return progress, averages, stream.heldout(), hidden_fn
 
 
+def timed(rt: Runtime, fn) -> tuple[object, float]:
+    """(fn(), its wall time in ms), the device synchronized before and after."""
+    rt.sync()
+    started = time.perf_counter()
+    result = fn()
+    rt.sync()
+    return result, 1000 * (time.perf_counter() - started)
+
+
+def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT) -> tuple[Hyperparameters, float]:
+    """Calibration reads training data, so its time (one round, timed after a warm-up round, times the rounds)
+    comes off MAX_WALLCLOCK_SECONDS in the knobs training gets."""
+    if args.quant != "gptq":
+        return args, 0.0
+    round_ms = [timed(rt, lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1]
+    reserve_ms, capped = round_ms * calibration_rounds(args, rt), copy.copy(args)
+    rt.log(f"gptq_reserve:{reserve_ms:.0f}ms ({calibration_rounds(args, rt)} rounds of {round_ms:.0f}ms)")
+    if args.max_wallclock_seconds > 0:
+        require(reserve_ms < 1000 * args.max_wallclock_seconds,
+                f"GPTQ calibration needs {reserve_ms:.0f}ms > MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS")
+        capped.max_wallclock_seconds -= reserve_ms / 1000
+    return capped, reserve_ms
+
+
+def eval_context(args: Hyperparameters) -> dict:
+    return {"context": args.train_seq_len, "stride": args.val_sliding_stride}
+
+
+def save_final_weights(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT) -> None:
+    """LOG_DIR/RUN_ID.final.pt for EXPORT_ONLY: the chosen pre-quant weights and what rebuilds and scores them."""
+    if rt.master:
+        buffer = io.BytesIO()
+        torch.save({"config": dataclasses.asdict(model.cfg), "layout": spec.layout, "eval": eval_context(args),
+                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
+        write_atomic(Path(args.log_dir) / f"{args.run_id}.final.pt", buffer.getvalue())
+
+
+def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT, hidden_fn,
+                     files: dict[str, bytes], reserve_ms: float = 0.0) -> dict:
+    hessians, calibration_ms = {}, 0.0
+    if args.quant == "gptq":
+        rounds = calibration_rounds(args, rt)
+        hessians, calibration_ms = timed(rt, lambda: calibrate(args, rt, spec, model, rounds))
+        over = " OVER_RESERVE" if 0 < reserve_ms < calibration_ms and args.max_wallclock_seconds > 0 else ""
+        rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
+               f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
+    artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
+    code_sha256 = hashlib.sha256(files[Path(__file__).name]).hexdigest()
+    encode = lambda: encode_artifact(model.state_dict(), model.cfg, spec.layout, code_sha256, eval_context(args),  # noqa: E731
+                                     args, hessians)
+    export_ms = timed(rt, lambda: write_atomic(artifact, encode()))[1] if rt.master else 0.0
+    if rt.distributed:
+        dist.barrier()
+    header, state = decode_artifact(artifact)
+    groups = {g["name"]: [g["codec"], g["nbytes"]] for g in header["groups"]}
+    rt.log(f"export_time:{export_ms:.0f}ms " + " ".join(f"{k}:{v}" for k, v in header["export"].items()) + " "
+           + " ".join(f"{name}:{codec}:{size}" for name, (codec, size) in groups.items()))
+    model.load_state_dict(state)
+    post_quant = scorer.final_report(model, hidden_fn)
+    export = {**header["export"], "groups": groups, "calibration_ms": calibration_ms, "export_ms": export_ms}
+    return {"post_quant": post_quant, "artifact": str(artifact), "export": export}
+
+
 def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
     scorer = Scorer(args, rt, spec)
     torch.manual_seed(args.seed)
     model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
-    for line in size_report(model, sum(map(len, files.values()))):
+    for line in size_report(model, sum(map(len, files.values())), args.embed_bits):
         rt.log(line)
-    progress, averages, heldout, hidden_fn = train(args, rt, spec, scorer, model)
+    capped, reserve_ms = reserve_calibration(args, rt, spec, model)
+    progress, averages, heldout, hidden_fn = train(capped, rt, spec, scorer, model)
     chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
+    save_final_weights(args, rt, spec, model)
     pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
-    if rt.master:
-        eval_context = {"context": args.train_seq_len, "stride": args.val_sliding_stride}
-        code_sha256 = hashlib.sha256(files[Path(__file__).name]).hexdigest()
-        write_atomic(artifact, encode_artifact(model.state_dict(), model.cfg, spec.layout, code_sha256, eval_context))
-    if rt.distributed:
-        dist.barrier()
-    model.load_state_dict(decode_artifact(artifact)[1])
-    post_quant = scorer.final_report(model, hidden_fn)
+    exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, files, reserve_ms)
     return {"steps": progress.step, "train_time_ms": progress.training_ms,
             "step_avg_ms": progress.training_ms / max(progress.step, 1),
             "stopped_early": progress.step < args.iterations, "final_weights": chosen,
-            "heldout_bpb": heldout_scores, "pre_quant": pre_quant, "post_quant": post_quant, "artifact": str(artifact)}
+            "heldout_bpb": heldout_scores, "pre_quant": pre_quant, **exported}
+
+
+def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes], path: Path,
+                       kind: str, saved: dict, model: ByteGPT) -> Scorer:
+    """Checks the data, takes the saved context and stride unless set in the environment."""
+    require(saved["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
+            f"{path}: {kind} is for {saved['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
+            f"{spec.layout} (vocab {spec.vocab_size})")
+    for knob, key in (("TRAIN_SEQ_LEN", "context"), ("VAL_SLIDING_STRIDE", "stride")):  # the run's own, unless set
+        if args.source[knob] != "env" and key in saved["eval"]:
+            setattr(args, knob.lower(), saved["eval"][key])
+    rt.log(f"eval_context:{args.train_seq_len} ({args.source['TRAIN_SEQ_LEN']}) stride:{args.val_sliding_stride} "
+           f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
+    scorer = Scorer(args, rt, spec)
+    model.to(rt.device)
+    for line in size_report(model, sum(map(len, files.values())), args.embed_bits):
+        rt.log(line)
+    return scorer
 
 
 def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
     artifact = Path(args.eval_only)
     require(artifact.is_file(), f"EVAL_ONLY {artifact}: no such file")
     header, model = load_artifact_model(artifact)
-    require(header["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
-            f"{artifact}: artifact is for {header['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
-            f"{spec.layout} (vocab {spec.vocab_size})")
-    for knob, key in (("TRAIN_SEQ_LEN", "context"), ("VAL_SLIDING_STRIDE", "stride")):  # the run's own, unless set
-        if args.source[knob] != "env" and key in header["eval"]:
-            setattr(args, knob.lower(), header["eval"][key])
-    rt.log(f"eval_context:{args.train_seq_len} ({args.source['TRAIN_SEQ_LEN']}) stride:{args.val_sliding_stride} "
-           f"({args.source['VAL_SLIDING_STRIDE']}); artifact's: {header['eval']}")
     if header["code_sha256"] != hashlib.sha256(files[Path(__file__).name]).hexdigest():
         rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
-    scorer = Scorer(args, rt, spec)
-    model.to(rt.device)
-    for line in size_report(model, sum(map(len, files.values()))):
-        rt.log(line)
+    scorer = saved_model_scorer(args, rt, spec, files, artifact, "artifact", header, model)
     post_quant = scorer.final_report(model, scorer.hidden_fn(model))
     return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
             "val_sha256": scorer.val_sha256}
+
+
+def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+    path = Path(args.export_only)
+    require(zipfile.is_zipfile(path), f"EXPORT_ONLY {path}: no such file, or not one that torch.save wrote")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)  # no code runs from the file
+        config, state = saved["config"], saved["model"]
+    except Exception as exc:  # whatever a malformed file makes the unpickler raise
+        raise RunError(f"EXPORT_ONLY {path}: not a final-weights file ({type(exc).__name__})") from None
+    model = model_from_state(path, config, state)
+    scorer = saved_model_scorer(args, rt, spec, files, path, "checkpoint", saved, model)
+    hidden_fn = scorer.hidden_fn(model)
+    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
+    return {"export_only": str(path), "pre_quant": pre_quant,
+            **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
+            "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
 
 
 def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, files: dict[str, bytes]) -> int:
@@ -1568,7 +1828,7 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
     if not under_cap:
         rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code {code_bytes:,})"
                + ("; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"))
-    private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
+    private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "EXPORT_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
     coverage = result.pop("coverage", None) or "full"
     summary = {"run_id": args.run_id, "seed": args.seed, "recipe": args.recipe, "layout": spec.layout,
                "device": rt.device.type, "device_name": device_name(rt), "world_size": rt.world_size,
@@ -1597,7 +1857,8 @@ def main() -> int:
         files = code_files(args)
         log_header(rt, args, files)
         spec = resolve_data(args)
-        result = (eval_only if args.eval_only else train_and_export)(args, rt, spec, files)
+        mode = eval_only if args.eval_only else export_only if args.export_only else train_and_export
+        result = mode(args, rt, spec, files)
         return finish(args, rt, spec, result, files)
     except KeyboardInterrupt:
         rt.log("interrupted: the run was stopped by Ctrl-C (SIGINT); no final score", console=False)

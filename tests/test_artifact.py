@@ -14,24 +14,27 @@ from helpers import TINY_ENV, make_byte_dataset, run_trainer
 from test_model import randomized, tiny_config
 
 
-def artifact_for(model: tbm.ByteGPT, path) -> None:
-    path.write_bytes(tbm.encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64))
+def artifact_for(model: tbm.ByteGPT, path, **knobs) -> None:
+    args = tbm.Hyperparameters(knobs)
+    path.write_bytes(tbm.encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args))
 
 
-def test_round_trip_equals_the_dequantized_weights(tmp_path):
+@pytest.mark.parametrize("codec", ["zstd", "brotli", "ans", "auto"])
+def test_round_trip_equals_the_dequantized_weights(tmp_path, codec):
     model = randomized(tbm.ByteGPT(tiny_config(mlp_hidden=1088, bigram_hash_buckets=2100, bigram_hash_dim=32)))
     path = tmp_path / "m.ptz"
-    artifact_for(model, path)
+    artifact_for(model, path, CODEC=codec, EMBED_BITS="7")
     header, state = tbm.decode_artifact(path)
     assert header["config"] == tbm.dataclasses.asdict(model.cfg) and header["layout"] == "byte260"
+    assert {g["codec"] for g in header["groups"]} <= ({"zstd", "brotli", "ans"} if codec == "auto" else {codec})
     storages = {e["name"]: e["storage"] for e in header["tensors"]}
     assert storages["blocks.0.mlp.fc.weight"] == "int6"  # 1088 x 64 > 65,536 values
-    assert storages["bigram.embed.weight"] == "int8" and storages["blocks.0.attn.c_q.weight"] == "fp16"
+    assert storages["bigram.embed.weight"] == "int7" and storages["blocks.0.attn.c_q.weight"] == "fp16"
     for name, original in model.state_dict().items():
         if storages[name] == "fp16":
             expected = original.half().float()
         else:  # dequantize independently: q in [-levels, levels] times the stored fp16 row scale
-            levels = 31 if storages[name] == "int6" else 127
+            levels = {"int6": 31, "int7": 63}[storages[name]]
             q, scale = tbm.quantize_rows(original, levels)
             assert q.abs().max() <= levels and scale.dtype == torch.float16
             expected = q.float() * scale.float()[:, None]
@@ -76,27 +79,40 @@ def test_pickle_payload_is_refused_without_running_it(tmp_path, wrapping):
     assert not victim.exists()
 
 
+def split(data: bytes) -> tuple[dict, bytes]:
+    """(header, the group payloads) of an artifact, read independently of the trainer."""
+    start = len(tbm.ARTIFACT_MAGIC) + 4
+    end = start + int.from_bytes(data[len(tbm.ARTIFACT_MAGIC) : start], "little")
+    return json.loads(zstandard.ZstdDecompressor().decompress(data[start:end])), data[end:]
+
+
+def joined(header: dict, payloads: bytes) -> bytes:
+    blob = zstandard.ZstdCompressor().compress(json.dumps(header).encode())
+    return tbm.ARTIFACT_MAGIC + len(blob).to_bytes(4, "little") + blob + payloads
+
+
 def tampered(kind: str, good: bytes) -> bytes:
-    magic = tbm.ARTIFACT_MAGIC
-    raw = zstandard.ZstdDecompressor().decompress(good[len(magic):])
-    header_len = int.from_bytes(raw[:4], "little")
-    header = json.loads(raw[4 : 4 + header_len])
-    if kind == "bad_zstd":
-        return magic + bytes(b ^ 0x5A for b in good[len(magic):])
+    header, payloads = split(good)
+    if kind == "bad_header_zstd":
+        start = len(tbm.ARTIFACT_MAGIC) + 4
+        return good[:start] + bytes(b ^ 0x5A for b in good[start : start + 40]) + good[start + 40 :]
     if kind == "truncated":
-        return good[: len(good) // 2]
+        return good[:-100]
     if kind == "wrong_version":
         header["format_version"] = 99
     elif kind == "shape_mismatch":
         header["config"]["model_dim"] = 48
     elif kind == "bad_json":
-        return magic + zstandard.ZstdCompressor().compress(raw[:4] + b"{not json" + raw[4 + 9 :])
-    blob = json.dumps(header).encode()
-    return magic + zstandard.ZstdCompressor().compress(len(blob).to_bytes(4, "little") + blob + raw[4 + header_len :])
+        blob = zstandard.ZstdCompressor().compress(b"{not json")
+        return tbm.ARTIFACT_MAGIC + len(blob).to_bytes(4, "little") + blob + payloads
+    elif kind == "unknown_codec":
+        header["groups"][0]["codec"] = "lzma"
+    return joined(header, payloads)
 
 
-@pytest.mark.parametrize("kind,message", [("bad_zstd", "corrupt artifact"), ("truncated", "corrupt artifact"),
+@pytest.mark.parametrize("kind,message", [("bad_header_zstd", "corrupt artifact"), ("truncated", "corrupt artifact"),
                                           ("wrong_version", "format_version 99"), ("bad_json", "corrupt artifact"),
+                                          ("unknown_codec", "codec 'lzma'"),
                                           ("shape_mismatch", "does not fit its model config")])
 def test_tampered_artifact_is_a_clear_error(tmp_path, kind, message):
     good = tmp_path / "good.ptz"
@@ -106,6 +122,28 @@ def test_tampered_artifact_is_a_clear_error(tmp_path, kind, message):
     with pytest.raises(tbm.RunError, match=message) as info:
         tbm.load_artifact_model(bad)
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("codec", ["zstd", "brotli", "ans"])
+def test_a_changed_payload_byte_is_a_clear_error_for_every_codec(tmp_path, codec):
+    """Each group's payload is checked (its decoder's own errors, then its length and crc32): an ans stream
+    decodes garbage without complaint, so the checksum is what catches it."""
+    good = tmp_path / "good.ptz"
+    artifact_for(randomized(tbm.ByteGPT(tiny_config(mlp_hidden=1088, bigram_hash_buckets=2100, bigram_hash_dim=32))),
+                 good, CODEC=codec)
+    header, payloads = split(good.read_bytes())
+    assert [g["name"] for g in header["groups"]] == ["matrices", "embeddings", "floats"]
+    start = 0
+    for group in header["groups"]:
+        for position in (start, start + group["nbytes"] // 2, start + group["nbytes"] - 1):
+            changed = bytearray(payloads)
+            changed[position] ^= 0x10
+            bad = tmp_path / f"{group['name']}_{position}.ptz"
+            bad.write_bytes(joined(header, bytes(changed)))
+            with pytest.raises(tbm.RunError, match="corrupt artifact") as info:
+                tbm.decode_artifact(bad)
+            assert str(bad) in str(info.value) and "\n" not in str(info.value)
+        start += group["nbytes"]
 
 
 @pytest.fixture(scope="module")
