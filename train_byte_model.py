@@ -169,10 +169,10 @@ KNOBS = (
     ("RESUME", "", "checkpoint to continue from"),
     ("EVAL_ONLY", "", "artifact to score on DATA_PATH's val without training (its context and stride by default)"),
     ("EXPORT_ONLY", "", "a training run's LOG_DIR/RUN_ID.final.pt to export and score without training"),
-    ("QUANT", "rowclip", "rowclip = round to nearest | gptq = GPTQ (Hessians from training batches)"),
+    ("QUANT", "gptq", "rowclip = round to nearest | gptq = GPTQ (Hessians from training batches)"),
     ("QUANT_CLIP", "max", "row clip: max = best of 1.0..0.8 x max|w| | std:K = K x std(row)"),
     ("EMBED_BITS", 8, "bits of the tied embedding and the bigram table: 8, 7 or 6"),
-    ("CODEC", "zstd", "zstd (22) | brotli (11) | ans (rANS, per-tensor counts) | auto = smallest per group"),
+    ("CODEC", "auto", "zstd (22) | brotli (11) | ans (rANS, per-tensor counts) | auto = smallest per group"),
     ("GPTQ_BLOCK", 128, "GPTQ columns per lazy-update block"),
     ("GPTQ_DAMP", 0.01, "GPTQ damping, a fraction of the mean Hessian diagonal"),
     ("GPTQ_CALIB_TOKENS", 262144, "GPTQ calibration tokens (all ranks), timed inside MAX_WALLCLOCK_SECONDS"),
@@ -330,6 +330,14 @@ class Runtime:
     def sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+
+    def max_over_ranks(self, value: float) -> float:
+        """The largest of the ranks' values, so that every rank acts on the same number."""
+        if not self.distributed:
+            return value
+        t = torch.tensor(value, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return t.item()
 
 
 def setup_runtime(args: Hyperparameters) -> Runtime:
@@ -1047,6 +1055,14 @@ def codec_module(codec: str):
         raise RunError(f"the artifact needs the {CODECS[codec]} package (pip install {CODECS[codec]})") from None
 
 
+def export_codecs(args: Hyperparameters) -> tuple[str, ...]:
+    """The codecs CODEC tries, each imported (zstd also packs the header)."""
+    codecs = tuple(CODECS) if args.codec == "auto" else ("zstd", args.codec)
+    for codec in codecs:
+        codec_module(codec)
+    return codecs if args.codec == "auto" else (args.codec,)
+
+
 def storage_for(name: str, t: Tensor, embed_bits: int = 8) -> str:
     if t.ndim == 2 and t.numel() > QUANT_MIN_NUMEL:
         return f"int{embed_bits}" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
@@ -1234,7 +1250,7 @@ def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, cod
     streams, entries = group_streams(quantize_state(state, args, hessians or {}))
     groups, blobs = [], []
     for name, group in streams.items():
-        tried = {c: compress_streams(c, group) for c in (CODECS if args.codec == "auto" else (args.codec,))}
+        tried = {c: compress_streams(c, group) for c in export_codecs(args)}
         best = min(tried, key=lambda c: tried[c][2])
         blob, counts, _ = tried[best]
         groups.append({"name": name, "codec": best, "nbytes": len(blob), "lengths": [s.size for s in group],
@@ -1572,7 +1588,7 @@ def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> N
            f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
     rt.log(choose_attention(rt))
     try:
-        zstandard_module()
+        export_codecs(args)
     except RunError as exc:  # said at the start, not only after ten minutes of training
         rt.log(f"warning: {exc}; without it this run stops where it writes or reads the artifact")
 
@@ -1696,7 +1712,7 @@ def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec, mode
     comes off MAX_WALLCLOCK_SECONDS in the knobs training gets."""
     if args.quant != "gptq":
         return args, 0.0
-    round_ms = [timed(rt, lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1]
+    round_ms = rt.max_over_ranks([timed(rt, lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1])
     reserve_ms, capped = round_ms * calibration_rounds(args, rt), copy.copy(args)
     rt.log(f"gptq_reserve:{reserve_ms:.0f}ms ({calibration_rounds(args, rt)} rounds of {round_ms:.0f}ms)")
     if args.max_wallclock_seconds > 0:
