@@ -77,9 +77,8 @@ class Run:
 
 
 # ---- READING AND CHECKING LOGS ----
-def last_run_section(path: Path) -> list[str]:
-    """Lines after the last all-'=' separator: the log starts with the trainer's source (which holds the string
-    "final_summary:"), and a reused RUN_ID appends a whole new run, so only the last section is this run's."""
+def read_run(path: Path) -> Run:
+    """The log's last run: after the last '=====' line (the log starts with the source; a reused RUN_ID appends)."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -87,11 +86,7 @@ def last_run_section(path: Path) -> list[str]:
     separators = [i for i, line in enumerate(lines) if len(line) >= 20 and set(line) == {"="}]
     if not separators:
         raise SubmissionError(f"{path}: not a train_byte_model.py log (no '=====' separator line)")
-    return lines[separators[-1] + 1:]
-
-
-def read_run(path: Path) -> Run:
-    section = last_run_section(path)
+    section = lines[separators[-1] + 1:]
     summaries = [line for line in section if line.startswith(SUMMARY_PREFIX)]
     if not summaries:
         raise IncompleteLog(f"{path}: incomplete log (no final_summary line)")
@@ -103,19 +98,16 @@ def read_run(path: Path) -> Run:
         raise SubmissionError(f"{path}: final_summary is not a JSON object")
     if summary.get("eval_only"):
         raise SubmissionError(f"{path}: EVAL_ONLY re-scoring log (no training); a record needs training logs")
-    missing = [k for k in SUMMARY_TYPES if k not in summary]
-    missing += [f"{phase}.{k}" for phase in ("pre_quant", "post_quant") if isinstance(summary.get(phase), dict)
-                for k in EVAL_KEYS if k not in summary[phase]]
-    if missing:
-        raise SubmissionError(f"{path}: final_summary lacks {', '.join(missing)}")
-    wrong_type = [k for k, kind in SUMMARY_TYPES.items() if not isinstance(summary[k], kind)]
-    if wrong_type:
-        raise SubmissionError(f"{path}: final_summary has wrongly typed {', '.join(wrong_type)}")
-    for phase in ("pre_quant", "post_quant"):
-        bad = [k for k in EVAL_KEYS if not isinstance(summary[phase][k], (int, float))
-               or not math.isfinite(summary[phase][k])]
-        if bad:
-            raise SubmissionError(f"{path}: {phase} has non-finite or non-numeric {', '.join(bad)}")
+    phases = [p for p in ("pre_quant", "post_quant") if isinstance(summary.get(p), dict)]
+    problems = {"lacks": [k for k in SUMMARY_TYPES if k not in summary]
+                + [f"{p}.{k}" for p in phases for k in EVAL_KEYS if k not in summary[p]]}
+    problems["has wrongly typed"] = [k for k, kind in SUMMARY_TYPES.items() if not isinstance(summary.get(k), kind)]
+    problems["has non-finite or non-numeric"] = [
+        f"{p}.{k}" for p in phases for k in EVAL_KEYS
+        if k in summary[p] and not (isinstance(summary[p][k], (int, float)) and math.isfinite(summary[p][k]))]
+    for problem, keys in problems.items():
+        if keys:
+            raise SubmissionError(f"{path}: final_summary {problem} {', '.join(keys)}")
     check_size(path, summary)
     return Run(path, summary, train_curve=[(float(m[3]), float(m[2])) for m in map(TRAIN_LINE.match, section) if m],
                val_curve=[(float(m[4]), float(m[3])) for m in map(VAL_LINE.match, section) if m])
@@ -133,12 +125,6 @@ def check_size(path: Path, s: dict) -> None:
                               f"(artifact {s['artifact_bytes']:,} + code {s['code_bytes']:,})")
 
 
-def knob_differences(a: dict, b: dict) -> list[str]:
-    absent = "absent"
-    return [f"{k} ({a.get(k, absent)} vs {b.get(k, absent)})" for k in sorted(a.keys() | b.keys())
-            if a.get(k, absent) != b.get(k, absent)]
-
-
 def check_consistent(runs: list[Run]) -> None:
     """All runs of a set must be seeds of one configuration: same knobs, code, data and hardware."""
     first, seen_seeds = runs[0], {}
@@ -147,9 +133,9 @@ def check_consistent(runs: list[Run]) -> None:
         if run.seed in seen_seeds:
             raise SubmissionError(f"{run.path}: seed {run.seed} duplicates {seen_seeds[run.seed]}")
         seen_seeds[run.seed] = run.path
-        if diffs := knob_differences(a["config"], b["config"]):
-            raise SubmissionError(f"{run.path}: mixed configurations: differs from {first.path} in "
-                                  + ", ".join(diffs))
+        knobs = [(k, a["config"].get(k, "absent"), b["config"].get(k, "absent")) for k in sorted(a["config"] | b["config"])]
+        if diffs := [f"{k} ({x} vs {y})" for k, x, y in knobs if x != y]:
+            raise SubmissionError(f"{run.path}: mixed configurations: differs from {first.path} in " + ", ".join(diffs))
         if a["code_sha256"] != b["code_sha256"]:
             raise SubmissionError(f"{run.path}: written by a different train_byte_model.py than {first.path} "
                                   f"(code_sha256 {b['code_sha256'][:12]} vs {a['code_sha256'][:12]})")
@@ -163,8 +149,7 @@ def check_consistent(runs: list[Run]) -> None:
 
 
 def read_set(paths: list[Path], metric: str) -> tuple[list[Run], list[str]]:
-    """The complete logs among `paths`, checked as one set, and a note for each incomplete log skipped; with
-    no complete log, the first one's error."""
+    """The complete logs among `paths`, checked as one set, and a note per incomplete log skipped."""
     runs, incomplete = [], []
     for path in paths:
         try:
@@ -216,15 +201,21 @@ def rule_test(values: np.ndarray, reference: float, ref_values: np.ndarray | Non
     return result
 
 
+def reference_entry(reference: float, compare: list[Run] | None, ref_values: np.ndarray | None) -> dict:
+    if not compare:
+        return {"kind": "baseline", "bpb": reference}
+    return {"kind": "compare", "bpb": reference, "n": len(compare), "seeds": [r.seed for r in compare],
+            "per_seed": {str(r.seed): float(v) for r, v in zip(compare, ref_values)},
+            "std": float(ref_values.std(ddof=1)) if len(compare) > 1 else None, "logs": [str(r.path) for r in compare]}
+
+
 def compute_statistics(runs: list[Run], compare: list[Run] | None, args: argparse.Namespace) -> dict:
     key = METRICS[args.metric][0]
     values = np.array([run.post(key) for run in runs], dtype=np.float64)
     n, mean = values.size, float(values.mean())
     ref_values = np.array([run.post(key) for run in compare], dtype=np.float64) if compare else None
     reference = float(ref_values.mean()) if compare else args.baseline
-    undefined = spread_problem(values, "this set")
-    if compare and not undefined:
-        undefined = spread_problem(ref_values, "the --compare set")
+    undefined = spread_problem(values, "this set") or (spread_problem(ref_values, "the --compare set") if compare else None)
     std = float(values.std(ddof=1)) if n >= 2 else None
     bpt, bpt_source = bytes_per_token(runs, compare, args.baseline_bytes_per_token)
     improvement = reference - mean
@@ -245,11 +236,7 @@ def compute_statistics(runs: list[Run], compare: list[Run] | None, args: argpars
         "metric": f"post_quant_{METRICS[args.metric][0]}", "metric_description": METRICS[args.metric][2],
         "n": n, "seeds": [run.seed for run in runs], "per_seed": {str(run.seed): float(v) for run, v in zip(runs, values)},
         "mean": mean, "std": std, "ci99_mean": ci_mean,
-        "reference": ({"kind": "baseline", "bpb": reference} if not compare else
-                      {"kind": "compare", "bpb": reference, "n": len(compare), "seeds": [r.seed for r in compare],
-                       "per_seed": {str(r.seed): float(v) for r, v in zip(compare, ref_values)},
-                       "std": float(ref_values.std(ddof=1)) if len(compare) > 1 else None,
-                       "logs": [str(r.path) for r in compare]}),
+        "reference": reference_entry(reference, compare, ref_values),
         "test": ("one-sided one-sample t-test (scipy.stats.ttest_1samp, alternative='less')" if not compare else
                  "one-sided Welch two-sample t-test (scipy.stats.ttest_ind, equal_var=False, alternative='less')"),
         "improvement_bpb": improvement, "improvement_nats_per_byte": improvement * LN2,
@@ -276,8 +263,7 @@ def is_8xh100(summary: dict) -> bool:
 
 
 def run_warnings(runs: list[Run]) -> list[str]:
-    """Record-track conditions the logs can show (8xH100, at most 10 minutes of training), and seeds whose
-    step counts or step times differ by more than STEP_SPREAD."""
+    """Record-track conditions the logs can show (8xH100, <= 600 s), and seeds apart by > STEP_SPREAD."""
     s = runs[0].summary
     warnings = []
     if not is_8xh100(s):
@@ -295,12 +281,10 @@ def run_warnings(runs: list[Run]) -> list[str]:
 
 
 # ---- OUTPUTS ----
-def fmt(value, spec: str) -> str:
-    return "undefined" if value is None else format(value, spec)
-
-
-def fmt_interval(interval: list[float] | None) -> str:
-    return "undefined" if interval is None else f"[{interval[0]:.5f}, {interval[1]:.5f}]"
+def fmt(value, spec: str = "interval") -> str:
+    if value is None:
+        return "undefined"
+    return f"[{value[0]:.5f}, {value[1]:.5f}]" if spec == "interval" else format(value, spec)
 
 
 BPB_COLUMNS = {"sliding BPB": ("post_quant", "sliding_val_bpb"), "non-overlap BPB": ("post_quant", "val_bpb"),
@@ -322,8 +306,7 @@ def seed_table(runs: list[Run]) -> list[str]:
 
 
 def statistic_rows(runs: list[Run], statistics: dict) -> list[tuple[str, str]]:
-    """(label, value) of each statistic, with its formula and units: the console prints them as lines, the
-    markdown table as rows."""
+    """(label, value) of each statistic with its formula and units: console lines or markdown rows."""
     st, rule, ref, s = statistics, statistics["record_rule"], statistics["reference"], runs[0].summary
     coverage = "all of val" if all(r.summary["sliding_full_coverage"] for r in runs) else "only part of val"
     rows = [
@@ -332,13 +315,13 @@ def statistic_rows(runs: list[Run], statistics: dict) -> list[tuple[str, str]]:
         ("metric", f"{st['metric_description']} (sliding eval: stride {s['sliding_stride']}, context {s['context']}, "
                    f"covers {coverage})"),
         ("mean ± std", f"{st['mean']:.5f} ± {fmt(st['std'], '.5f')} BPB (sample std, ddof=1)"),
-        ("99% CI of the mean", fmt_interval(st["ci99_mean"])),
+        ("99% CI of the mean", fmt(st["ci99_mean"])),
         ("reference", f"{ref['bpb']:.5f} BPB " + ("(--baseline, taken as exact)" if ref["kind"] == "baseline" else
                                                   f"(mean of {ref['n']} --compare logs)")),
         ("improvement", f"reference - mean = {st['improvement_bpb']:+.5f} BPB = {st['improvement_nats_per_byte']:+.5f} "
                         f"nats per byte (x ln2) = {st['improvement_nats_per_token']:+.5f} nats per token (x ln2 x "
                         f"{st['bytes_per_token']:.4f} bytes per token, from {st['bytes_per_token_source']})"),
-        *([("99% CI of the improvement", fmt_interval(st["ci99_improvement_bpb"]))] if ref["kind"] == "compare" else []),
+        *([("99% CI of the improvement", fmt(st["ci99_improvement_bpb"]))] if ref["kind"] == "compare" else []),
         ("test", st["test"]),
         ("vs the reference itself (no margin)", f"t {fmt(st['t_vs_reference'], '.3f')}, p {fmt(st['p_vs_reference'], '.3g')}"),
     ]
@@ -364,8 +347,7 @@ def report(runs: list[Run], statistics: dict, markdown: bool) -> str:
 
 
 def submission_record(runs: list[Run], statistics: dict, args: argparse.Namespace) -> dict:
-    """The official records' submission.json fields (README of openai/parameter-golf and its
-    records/track_10min_16mb/*/submission.json), filled from the logs, plus our statistics block."""
+    """The official records' submission.json fields, filled from the logs, plus our statistics block."""
     bpb_key, loss_key, _ = METRICS[args.metric]
     seed_results = {str(run.seed): {
         "val_loss": run.post(loss_key), "val_bpb": run.post(bpb_key), "pre_quant_val_loss": run.summary["pre_quant"][loss_key],
@@ -403,8 +385,7 @@ def load_pyplot():
 
 
 def render_curves(plt, runs: list[Run], metric: str, image_format: str) -> bytes:
-    """Train loss and val BPB against training time, one line per log; the star is the final
-    post-quant metric value, which the in-training val points (pre-quant, raw weights) lead to."""
+    """Train loss and val BPB against training time per log; the star is the final post-quant metric."""
     fig, (ax_loss, ax_bpb) = plt.subplots(1, 2, figsize=(12, 4.5))
     for run in runs:
         label = f"seed {run.seed}"
@@ -450,6 +431,14 @@ def pack_record_script(sources: list[Path]) -> bytes:
             "exec(compile(PACKED_SOURCES['train_byte_model.py'],'train_byte_model.py','exec'))\n").encode("latin-1")
 
 
+def write_packed(out: Path, sources: list[Path]) -> int:
+    data = pack_record_script(sources)
+    with atomic_output(out) as f:
+        f.write(data)
+    print(f"wrote {out}: {len(data):,} bytes, packing " + ", ".join(f"{p.name} {p.stat().st_size:,}" for p in sources))
+    return 0
+
+
 # ---- COMMAND LINE ----
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -484,10 +473,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give the logs and one of --baseline or --compare (or --pack OUT.py)")
     if args.out and not (args.name and args.github_id):
         raise SubmissionError("--out needs --name and --github-id (the official submission.json carries both)")
-    if args.baseline_bytes_per_token <= 0:
-        raise SubmissionError("--baseline-bytes-per-token must be positive")
-    if not 0 < args.alpha < 1:
-        raise SubmissionError("--alpha must be between 0 and 1")
+    if args.baseline_bytes_per_token <= 0 or not 0 < args.alpha < 1:
+        raise SubmissionError("--baseline-bytes-per-token must be positive and --alpha between 0 and 1")
     return args
 
 
@@ -495,24 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         if args.pack:
-            data = pack_record_script(args.logs)
-            with atomic_output(args.pack) as f:
-                f.write(data)
-            print(f"wrote {args.pack}: {len(data):,} bytes, packing "
-                  + ", ".join(f"{path.name} {path.stat().st_size:,}" for path in args.logs))
-            return 0
+            return write_packed(args.pack, args.logs)
         plt = load_pyplot() if args.plot else None
         runs, notes = read_set(args.logs, args.metric)
         compare, compare_notes = read_set(args.compare, args.metric) if args.compare else (None, [])
         statistics = compute_statistics(runs, compare, args)
-        outputs = []
-        if args.plot:
-            outputs.append((args.plot, render_curves(plt, runs, args.metric, args.plot.suffix.lstrip(".") or "png")))
-        if args.table:
-            outputs.append((args.table, report(runs, statistics, markdown=True).encode("utf-8")))
-        if args.out:
-            record = submission_record(runs, statistics, args)
-            outputs.append((args.out, (json.dumps(record, indent=2) + "\n").encode("utf-8")))
+        outputs = [(args.plot, lambda: render_curves(plt, runs, args.metric, args.plot.suffix.lstrip(".") or "png")),
+                   (args.table, lambda: report(runs, statistics, markdown=True).encode("utf-8")),
+                   (args.out, lambda: (json.dumps(submission_record(runs, statistics, args), indent=2) + "\n").encode())]
+        outputs = [(path, make()) for path, make in outputs if path]
         for path, data in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_output(path) as f:

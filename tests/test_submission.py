@@ -397,7 +397,7 @@ MALFORMED = {
     "wrong_type": (lambda p: p.write_text(log_text(broken(lambda s: s.update(total_bytes="15960000"))))
                    , "wrongly typed total_bytes"),
     "non_finite": (lambda p: p.write_text(log_text(broken(lambda s: s["post_quant"].update(val_bpb=float("nan"))))),
-                   "post_quant has non-finite or non-numeric val_bpb"),
+                   "final_summary has non-finite or non-numeric post_quant.val_bpb"),
     "eval_only": (lambda p: p.write_text(log_text({"eval_only": True, "seed": 2})), "EVAL_ONLY re-scoring log"),
     "over_cap": (lambda p: p.write_text(log_text(make_summary(2, 1.2195, artifact_bytes=15_940_001))),
                  "over the cap: total_bytes 16,000,001 > 16,000,000"),
