@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The recipes at the demo's size, CPU: python scripts/bench_recipes.py [--seconds 150] [--seeds 1 2 3]
+"""The recipes at the demo's size, CPU: python scripts/bench_recipes.py [--steps 360 | --seconds 150] [--seeds 1 2 3]
 
 Each recipe (demo.demo_knobs: the demo's shape with the recipe's proportions, LRs and schedule) trains on
-the demo data for the same wall-clock seconds per run, with each seed; runs go seed by seed, so a slow
-drift of the machine hits every recipe alike, and the seeds pair the runs (same data order, same seed).
-Prints a markdown table: parameters, steps, ms/step, and the final post-quant sliding BPB as mean ± std
-over seeds with the paired difference against frontier. A CPU minute cannot rank recipes for 10 minutes
-on 8xH100; a recipe clearly worse here is a reason to look for a bug, not a verdict.
+the demo data with each seed, either for the same number of steps (default: the result does not depend on
+the machine's load; the table's ms/step says what each step costs) or for the same wall-clock seconds
+(--seconds, on a quiet machine). Runs go seed by seed, so a drift of the machine hits every recipe alike,
+and the seeds pair the runs (same data order, same seed). Prints a markdown table: parameters, steps,
+ms/step, pre- and post-quant sliding BPB as mean ± std over seeds with the paired difference against the
+first recipe. A few CPU minutes cannot rank recipes for 10 minutes on 8xH100; a recipe clearly worse here
+is a reason to look for a bug, not a verdict.
 """
 from __future__ import annotations
 
@@ -29,11 +31,13 @@ from demo_data import build_demo_data  # noqa: E402
 RECIPES = ("frontier", "pr832", "pr705")
 
 
-def train(recipe: str, seed: int, seconds: float, data: Path, log_dir: Path) -> dict:
-    """One wall-clock-capped run; its final summary."""
+def train(recipe: str, seed: int, steps: int, seconds: float, data: Path, log_dir: Path) -> dict:
+    """One run of `steps` steps, or capped at `seconds` (then its schedule assumes 0.5 s per step); its summary."""
     run_id = f"{recipe}_seed{seed}"
-    knobs = {**demo_knobs(recipe, steps=int(seconds / 0.5)), "ITERATIONS": "100000", "MAX_WALLCLOCK_SECONDS": str(seconds),
-             "VAL_LOSS_EVERY": "0", "SEED": str(seed), "DATA_PATH": str(data), "LOG_DIR": str(log_dir), "RUN_ID": run_id}
+    knobs = {**demo_knobs(recipe, steps=int(seconds / 0.5) if seconds else steps), "VAL_LOSS_EVERY": "0",
+             "SEED": str(seed), "DATA_PATH": str(data), "LOG_DIR": str(log_dir), "RUN_ID": run_id}
+    if seconds:
+        knobs.update(ITERATIONS="100000", MAX_WALLCLOCK_SECONDS=str(seconds))
     proc = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], env={**os.environ, **knobs}, cwd=REPO,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -50,31 +54,37 @@ def mean_std(values: list[float], digits: int = 4) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seconds", type=float, default=150.0, help="training seconds per run (MAX_WALLCLOCK_SECONDS)")
+    p.add_argument("--steps", type=int, default=360, help="training steps per run (the demo's)")
+    p.add_argument("--seconds", type=float, default=0.0, help="instead, training seconds per run (MAX_WALLCLOCK_SECONDS)")
+    p.add_argument("--log-dir", type=Path, help="keep the runs' logs and artifacts here (default: a temporary folder)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
     p.add_argument("--out", type=Path, help="also write the table here")
     a = p.parse_args()
     data = build_demo_data(REPO / "data" / "demo")
     runs: dict[str, list[dict]] = {r: [] for r in a.recipes}
-    with tempfile.TemporaryDirectory() as log_dir:
+    with tempfile.TemporaryDirectory() as tmp:
+        log_dir = a.log_dir or Path(tmp)
+        log_dir.mkdir(parents=True, exist_ok=True)
         for seed in a.seeds:
             for recipe in a.recipes:
-                s = train(recipe, seed, a.seconds, data, Path(log_dir))
+                s = train(recipe, seed, a.steps, a.seconds, data, log_dir)
                 runs[recipe].append(s)
                 print(f"{recipe} seed {seed}: {s['steps']} steps, {s['step_avg_ms']:.0f} ms/step, "
                       f"post-quant sliding {s['post_quant']['sliding_val_bpb']:.4f}", file=sys.stderr, flush=True)
     bpb = {r: [s["post_quant"]["sliding_val_bpb"] for s in runs[r]] for r in a.recipes}
+    pre = {r: [s["pre_quant"]["sliding_val_bpb"] for s in runs[r]] for r in a.recipes}
     base = a.recipes[0]
+    budget = f"{a.seconds:.0f} s of training per run" if a.seconds else f"{a.steps} steps per run"
     lines = [f"CPU benchmark {time.strftime('%Y-%m-%d')}: {os.cpu_count()} cores, fp32, the demo's shape (dim 128, 4 layers, "
-             f"seq 256, 8,192 tokens/step), {a.seconds:.0f} s of training per run, seeds {a.seeds}, demo data; "
+             f"seq 256, 8,192 tokens/step), {budget}, seeds {a.seeds}, demo data; "
              f"command: python scripts/bench_recipes.py {' '.join(sys.argv[1:])}".rstrip(), "",
-             f"| recipe | params | steps | ms/step | post-quant sliding BPB | paired diff vs {base} |",
-             "|---|---:|---:|---:|---:|---:|"]
+             f"| recipe | params | steps | ms/step | pre-quant sliding BPB | post-quant sliding BPB | paired diff vs {base} |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in a.recipes:
         diffs = [x - y for x, y in zip(bpb[r], bpb[base])]
         lines.append(f"| {r} | {runs[r][0]['params']:,} | {np.mean([s['steps'] for s in runs[r]]):.0f} | "
-                     f"{np.mean([s['step_avg_ms'] for s in runs[r]]):.0f} | {mean_std(bpb[r])} | "
+                     f"{np.mean([s['step_avg_ms'] for s in runs[r]]):.0f} | {mean_std(pre[r])} | {mean_std(bpb[r])} | "
                      f"{'—' if r == base else mean_std(diffs)} |")
     table = "\n".join(lines)
     print(table)
