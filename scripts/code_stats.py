@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The code-size targets, measured: python scripts/code_stats.py
+
+Prints a markdown table: lines and bytes of each source file, the trainer's longest function, the functions
+over 50 lines, and the bytes of the packed record script (submission.py --pack) for the default run and for
+a run with the evaluation-time methods. Targets (issue #9): trainer <= 1,500 lines, no function over 50
+lines, packed record script <= 30,000 bytes, convert_to_bytes.py and submission.py <= 500 lines each.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from submission import pack_record_script  # noqa: E402
+
+SOURCES = ("train_byte_model.py", "eval_time.py", "research_options.py", "export_research.py", "run_modes.py",
+           "convert_to_bytes.py", "submission.py")
+MAX_FUNCTION_LINES = 50
+
+
+def function_lengths(path: Path) -> list[tuple[int, str]]:
+    """(lines, qualified name) of every function and method."""
+    found = []
+
+    def visit(node, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((child.end_lineno - child.lineno + 1, prefix + child.name))
+                visit(child, prefix + child.name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+
+    visit(ast.parse(path.read_text()), "")
+    return sorted(found, reverse=True)
+
+
+def main() -> None:
+    lines = ["| file | lines | bytes | longest function | functions over 50 lines |", "|---|---:|---:|---|---:|"]
+    for name in SOURCES:
+        path = REPO / name
+        lengths = function_lengths(path)
+        over = sum(n > MAX_FUNCTION_LINES for n, _ in lengths)
+        lines.append(f"| `{name}` | {len(path.read_text().splitlines()):,} | {path.stat().st_size:,} | "
+                     f"{lengths[0][1]} ({lengths[0][0]}) | {over} |")
+    default = len(pack_record_script([REPO / "train_byte_model.py"]))
+    methods = len(pack_record_script([REPO / "train_byte_model.py", REPO / "eval_time.py"]))
+    lines += ["", f"packed record script (`python submission.py --pack record.py`): {default:,} bytes; "
+              f"with eval_time.py: {methods:,} bytes"]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
