@@ -38,11 +38,19 @@ def train(recipe: str, seed: int, steps: int, seconds: float, data: Path, log_di
              "SEED": str(seed), "DATA_PATH": str(data), "LOG_DIR": str(log_dir), "RUN_ID": run_id}
     if seconds:
         knobs.update(ITERATIONS="100000", MAX_WALLCLOCK_SECONDS=str(seconds))
+    log_path = log_dir / f"{run_id}.txt"
+    if log_path.is_file() and log_path.read_text().splitlines()[-1].startswith("final_summary:"):
+        print(f"{run_id}: reusing the finished run in {log_path}", file=sys.stderr)
+        return summary_of(log_path)
     proc = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], env={**os.environ, **knobs}, cwd=REPO,
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{run_id} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    log = (log_dir / f"{run_id}.txt").read_text().splitlines()
+    return summary_of(log_path)
+
+
+def summary_of(log_path: Path) -> dict:
+    log = log_path.read_text().splitlines()
     summary = json.loads(log[-1].removeprefix("final_summary:"))
     summary["params"] = next(int(line.split(":")[1]) for line in log if line.startswith("model_params:"))
     return summary
@@ -56,7 +64,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=360, help="training steps per run (the demo's)")
     p.add_argument("--seconds", type=float, default=0.0, help="instead, training seconds per run (MAX_WALLCLOCK_SECONDS)")
-    p.add_argument("--log-dir", type=Path, help="keep the runs' logs and artifacts here (default: a temporary folder)")
+    p.add_argument("--log-dir", type=Path, help="keep the runs' logs and artifacts here (default: a temporary folder); "
+                   "a finished run's log found there is reused, not rerun")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
     p.add_argument("--out", type=Path, help="also write the table here")
