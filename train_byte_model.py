@@ -27,7 +27,6 @@ import sys
 import time
 import types
 import uuid
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -1323,20 +1322,6 @@ def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     return header, state
 
 
-def model_from_state(path: Path, config: dict, state: dict[str, Tensor]) -> ByteGPT:
-    try:
-        model = build_model(ModelConfig(**config))
-        model.load_state_dict(state, strict=True)
-    except (TypeError, RuntimeError) as exc:
-        raise RunError(f"{path}: does not fit its model config ({str(exc).splitlines()[0]})") from None
-    return model
-
-
-def load_artifact_model(path: Path) -> tuple[dict, ByteGPT]:
-    header, state = decode_artifact(path)
-    return header, model_from_state(path, header["config"], state)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -1375,14 +1360,6 @@ class WeightAverages:
         if self.swa_count:
             found["swa"] = [s / self.swa_count for s in self.swa_sum]
         return found
-
-    def state_dict(self) -> dict:
-        return {"ema": self.ema, "swa_sum": self.swa_sum, "swa_count": self.swa_count}
-
-    def load_state_dict(self, state: dict) -> None:
-        for mine, saved in zip(self.ema + self.swa_sum, state["ema"] + state["swa_sum"]):
-            mine.copy_(saved)
-        self.swa_count = state["swa_count"]
 
 
 @dataclasses.dataclass
@@ -1495,14 +1472,6 @@ class Trainer:
         progress.training_ms = clock_sum / self.rt.world_size
         return loss_sum / self.rt.world_size, aux_sum / self.rt.world_size
 
-    def checkpoint(self, progress: Progress, averages: WeightAverages) -> None:
-        """Rank 0 writes while the other ranks wait for it: every rank's clock stops for the save."""
-        if self.rt.master:
-            path = Path(self.args.log_dir) / f"{self.args.run_id}.ckpt"
-            optional_module("run_modes").save_checkpoint(path, progress, self, averages)
-        if self.rt.distributed:
-            dist.barrier()
-
     def run(self, progress: Progress, averages: WeightAverages, validate) -> Progress:
         """Trains until ITERATIONS or the wallclock cap; time spent validating or checkpointing is not
         training time. A non-finite loss ends the run with the step that produced it."""
@@ -1540,7 +1509,7 @@ class Trainer:
             self.log_step(progress, *losses, stop)
             if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or stop
                                               or progress.step >= args.iterations):
-                pause(lambda: self.checkpoint(progress, averages))
+                pause(lambda: optional_module("run_modes").checkpoint(self, progress, averages))
         if progress.step < args.iterations:
             rt.log(f"stopping_early: wallclock_cap train_time:{progress.training_ms:.0f}ms "
                    f"step:{progress.step}/{args.iterations}")
@@ -1555,13 +1524,17 @@ def code_files(args: Hyperparameters) -> dict[str, bytes]:
     """The files whose bytes count toward the cap: the script that runs (a packed one holds its sources)
     and the optional modules its knobs import from disk."""
     files = {Path(__file__).name: Path(__file__).read_bytes()}
-    run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path)
+    run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path or args.eval_only or args.export_only)
     for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
                          ("run_modes", run_modes), ("export_research", args.lqer_rank)):
         if needed and f"{name}.py" not in PACKED_SOURCES:
             path = Path(optional_module(name).__file__)
             files[path.name] = path.read_bytes()
     return files
+
+
+def code_sha256(files: dict[str, bytes]) -> str:
+    return hashlib.sha256(files[Path(__file__).name]).hexdigest()
 
 
 def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
@@ -1745,8 +1718,7 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
                f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
     artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
-    code_sha256 = hashlib.sha256(files[Path(__file__).name]).hexdigest()
-    encode = lambda: encode_artifact(model.state_dict(), model.cfg, spec.layout, code_sha256, eval_context(args),  # noqa: E731
+    encode = lambda: encode_artifact(model.state_dict(), model.cfg, spec.layout, code_sha256(files), eval_context(args),  # noqa: E731
                                      args, hessians)
     export_ms = timed(rt, lambda: write_atomic(artifact, encode()))[1] if rt.master else 0.0
     if rt.distributed:
@@ -1779,53 +1751,6 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
             "heldout_bpb": heldout_scores, "pre_quant": pre_quant, **exported}
 
 
-def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes], path: Path,
-                       kind: str, saved: dict, model: ByteGPT) -> Scorer:
-    """Checks the data, takes the saved context and stride unless set in the environment."""
-    require(saved["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
-            f"{path}: {kind} is for {saved['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
-            f"{spec.layout} (vocab {spec.vocab_size})")
-    for knob, key in (("TRAIN_SEQ_LEN", "context"), ("VAL_SLIDING_STRIDE", "stride")):  # the run's own, unless set
-        if args.source[knob] != "env" and key in saved["eval"]:
-            setattr(args, knob.lower(), saved["eval"][key])
-    rt.log(f"eval_context:{args.train_seq_len} ({args.source['TRAIN_SEQ_LEN']}) stride:{args.val_sliding_stride} "
-           f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
-    scorer = Scorer(args, rt, spec)
-    model.to(rt.device)
-    for line in size_report(model, sum(map(len, files.values())), args.embed_bits):
-        rt.log(line)
-    return scorer
-
-
-def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
-    artifact = Path(args.eval_only)
-    require(artifact.is_file(), f"EVAL_ONLY {artifact}: no such file")
-    header, model = load_artifact_model(artifact)
-    if header["code_sha256"] != hashlib.sha256(files[Path(__file__).name]).hexdigest():
-        rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
-    scorer = saved_model_scorer(args, rt, spec, files, artifact, "artifact", header, model)
-    post_quant = scorer.final_report(model, scorer.hidden_fn(model))
-    return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
-            "val_sha256": scorer.val_sha256}
-
-
-def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
-    path = Path(args.export_only)
-    require(zipfile.is_zipfile(path), f"EXPORT_ONLY {path}: no such file, or not one that torch.save wrote")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)  # no code runs from the file
-        config, state = saved["config"], saved["model"]
-    except Exception as exc:  # whatever a malformed file makes the unpickler raise
-        raise RunError(f"EXPORT_ONLY {path}: not a final-weights file ({type(exc).__name__})") from None
-    model = model_from_state(path, config, state)
-    scorer = saved_model_scorer(args, rt, spec, files, path, "checkpoint", saved, model)
-    hidden_fn = scorer.hidden_fn(model)
-    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    return {"export_only": str(path), "pre_quant": pre_quant,
-            **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
-            "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
-
-
 def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, files: dict[str, bytes]) -> int:
     """Size verdict, the final lines and the JSON summary; the exit status."""
     code_bytes = sum(map(len, files.values()))
@@ -1852,7 +1777,7 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
                "context": args.train_seq_len, "sliding_full_coverage": coverage == "full",
                "artifact_bytes": artifact_bytes, "code_bytes": code_bytes, "total_bytes": total,
                "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap,
-               "code_sha256": hashlib.sha256(files[Path(__file__).name]).hexdigest(),
+               "code_sha256": code_sha256(files),
                "config": {name: value for name, value in args.items() if name not in private}}
     scope = "all of val" if coverage == "full" else f"a capped val ({coverage}): NOT a full-val score"
     methods = "" if post["score_method"] == "sliding" else f" + {post['score_method']}"
@@ -1873,7 +1798,8 @@ def main() -> int:
         files = code_files(args)
         log_header(rt, args, files)
         spec = resolve_data(args)
-        mode = eval_only if args.eval_only else export_only if args.export_only else train_and_export
+        mode = (getattr(optional_module("run_modes"), "eval_only" if args.eval_only else "export_only")
+                if args.eval_only or args.export_only else train_and_export)
         result = mode(args, rt, spec, files)
         return finish(args, rt, spec, result, files)
     except KeyboardInterrupt:
