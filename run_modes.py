@@ -1,7 +1,7 @@
 """What a record run never does, for train_byte_model.py: resumable checkpoints (CHECKPOINT_EVERY, RESUME),
-scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY) and token mode (sp1024 shards
-scored with the baseline's byte formula, for side-by-side studies). The trainer imports this module only
-when one of those knobs is set, and then counts its bytes too.
+scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY), per-target loss dumps (EVAL_DUMP)
+and token mode (sp1024 shards scored with the baseline's byte formula, for side-by-side studies). The trainer
+imports this module only when one of those knobs is set, and then counts its bytes too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor
 
 from train_byte_model import (ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress, RunError, Runtime, Scorer,
@@ -97,8 +98,7 @@ def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files
            f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
     scorer = Scorer(args, rt, spec)
     model.to(rt.device)
-    for line in size_report(model, sum(map(len, files.values())), args.embed_bits):
-        rt.log(line)
+    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits)))
     return scorer
 
 
@@ -129,6 +129,28 @@ def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[
     return {"export_only": str(path), "pre_quant": pre_quant,
             **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
             "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
+
+
+def gather_losses(losses: Tensor, rt: Runtime) -> np.ndarray | None:
+    """Every rank's per-target losses in stream order, on rank 0 (None elsewhere)."""
+    if not rt.distributed:
+        return losses.cpu().numpy()
+    sizes = [torch.zeros((), dtype=torch.int64, device=rt.device) for _ in range(rt.world_size)]
+    dist.all_gather(sizes, torch.tensor(losses.numel(), device=rt.device))
+    padded = [torch.zeros(int(max(sizes)), device=rt.device) for _ in range(rt.world_size)]
+    dist.all_gather(padded, F.pad(losses, (0, int(max(sizes)) - losses.numel())))
+    return torch.cat([p[: int(n)] for p, n in zip(padded, sizes)]).cpu().numpy() if rt.master else None
+
+
+def dump_losses(path: str, rt: Runtime, losses: Tensor, method: str) -> None:
+    """EVAL_DUMP: the final score's per-target losses (nats, float32, val order) as .npy, written by rank 0."""
+    everything = gather_losses(losses, rt)
+    if everything is not None:
+        tmp = Path(path + ".tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, everything.astype(np.float32))
+        os.replace(tmp, path)
+        rt.log(f"eval_dump:{path} targets:{everything.size} ({method})")
 
 
 # -----------------------------
