@@ -715,8 +715,7 @@ class ByteGPT(nn.Module):
 
     def __init__(self, cfg: ModelConfig, mixers: dict | None = None):
         super().__init__()
-        mixers = mixers or {"A": CausalSelfAttention}
-        self.cfg = cfg
+        self.cfg, mixers = cfg, mixers or {"A": CausalSelfAttention}
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
         nn.init.normal_(self.tok_emb.weight, std=cfg.tied_embed_init_std)
         self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else nn.Identity()
