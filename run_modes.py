@@ -1,18 +1,24 @@
-"""What a record run never does, for train_byte_model.py: resumable checkpoints (CHECKPOINT_EVERY, RESUME)
-and token mode (sp1024 shards scored with the baseline's byte formula, for side-by-side studies). The
-trainer imports this module only when one of those knobs is set, and then counts its bytes too.
+"""What a record run never does, for train_byte_model.py: resumable checkpoints (CHECKPOINT_EVERY, RESUME),
+scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY), per-target loss dumps (EVAL_DUMP)
+and token mode (sp1024 shards scored with the baseline's byte formula, for side-by-side studies). The trainer
+imports this module only when one of those knobs is set, and then counts its bytes too.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor
 
-from train_byte_model import Progress, RunError, require
+from train_byte_model import (ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress, RunError, Runtime, Scorer,
+                              build_model, code_sha256, decode_artifact, export_and_score, require, size_report)
 
 # -----------------------------
 # CHECKPOINTS
@@ -24,11 +30,20 @@ from train_byte_model import Progress, RunError, require
 def save_checkpoint(path: Path, progress: Progress, trainer, averages) -> None:
     state = {"progress": dataclasses.asdict(progress), "config": dataclasses.asdict(trainer.model.cfg),
              "model": trainer.model.state_dict(), "optimizers": [o.state_dict() for o in trainer.optimizers],
-             "averages": averages.state_dict(), "loader": trainer.loader.state(), "rng_cpu": torch.get_rng_state(),
+             "averages": {"ema": averages.ema, "swa_sum": averages.swa_sum, "swa_count": averages.swa_count},
+             "loader": trainer.loader.state(), "rng_cpu": torch.get_rng_state(),
              "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def checkpoint(trainer, progress: Progress, averages) -> None:
+    """Rank 0 writes while the other ranks wait for it: every rank's clock stops for the save."""
+    if trainer.rt.master:
+        save_checkpoint(Path(trainer.args.log_dir) / f"{trainer.args.run_id}.ckpt", progress, trainer, averages)
+    if trainer.rt.distributed:
+        dist.barrier()
 
 
 def load_checkpoint(path: Path, device: torch.device, trainer, averages) -> Progress:
@@ -41,12 +56,101 @@ def load_checkpoint(path: Path, device: torch.device, trainer, averages) -> Prog
     trainer.model.load_state_dict(state["model"])
     for opt, saved in zip(trainer.optimizers, state["optimizers"]):
         opt.load_state_dict(saved)
-    averages.load_state_dict(state["averages"])
+    saved_averages = state["averages"]
+    for mine, saved in zip(averages.ema + averages.swa_sum, saved_averages["ema"] + saved_averages["swa_sum"]):
+        mine.copy_(saved)
+    averages.swa_count = saved_averages["swa_count"]
     trainer.loader.load_state(state["loader"])
     torch.set_rng_state(state["rng_cpu"].cpu())
     if state["rng_cuda"]:
         torch.cuda.set_rng_state_all([s.cpu() for s in state["rng_cuda"]])
     return Progress(**state["progress"])
+
+
+# -----------------------------
+# SAVED MODELS: EVAL_ONLY, EXPORT_ONLY
+# -----------------------------
+
+def model_from_state(path: Path, config: dict, state: dict[str, Tensor]) -> ByteGPT:
+    try:
+        model = build_model(ModelConfig(**config))
+        model.load_state_dict(state, strict=True)
+    except (TypeError, RuntimeError) as exc:
+        raise RunError(f"{path}: does not fit its model config ({str(exc).splitlines()[0]})") from None
+    return model
+
+
+def load_artifact_model(path: Path) -> tuple[dict, ByteGPT]:
+    header, state = decode_artifact(path)
+    return header, model_from_state(path, header["config"], state)
+
+
+def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes], path: Path,
+                       kind: str, saved: dict, model: ByteGPT) -> Scorer:
+    """Checks the data, takes the saved context and stride unless set in the environment."""
+    require(saved["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
+            f"{path}: {kind} is for {saved['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
+            f"{spec.layout} (vocab {spec.vocab_size})")
+    for knob, key in (("TRAIN_SEQ_LEN", "context"), ("VAL_SLIDING_STRIDE", "stride")):  # the run's own, unless set
+        if args.source[knob] != "env" and key in saved["eval"]:
+            setattr(args, knob.lower(), saved["eval"][key])
+    rt.log(f"eval_context:{args.train_seq_len} ({args.source['TRAIN_SEQ_LEN']}) stride:{args.val_sliding_stride} "
+           f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
+    scorer = Scorer(args, rt, spec)
+    model.to(rt.device)
+    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits)))
+    return scorer
+
+
+def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+    artifact = Path(args.eval_only)
+    require(artifact.is_file(), f"EVAL_ONLY {artifact}: no such file")
+    header, model = load_artifact_model(artifact)
+    if header["code_sha256"] != code_sha256(files):
+        rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
+    scorer = saved_model_scorer(args, rt, spec, files, artifact, "artifact", header, model)
+    post_quant = scorer.final_report(model, scorer.hidden_fn(model))
+    return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
+            "val_sha256": scorer.val_sha256}
+
+
+def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+    path = Path(args.export_only)
+    require(zipfile.is_zipfile(path), f"EXPORT_ONLY {path}: no such file, or not one that torch.save wrote")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)  # no code runs from the file
+        config, state = saved["config"], saved["model"]
+    except Exception as exc:  # whatever a malformed file makes the unpickler raise
+        raise RunError(f"EXPORT_ONLY {path}: not a final-weights file ({type(exc).__name__})") from None
+    model = model_from_state(path, config, state)
+    scorer = saved_model_scorer(args, rt, spec, files, path, "checkpoint", saved, model)
+    hidden_fn = scorer.hidden_fn(model)
+    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
+    return {"export_only": str(path), "pre_quant": pre_quant,
+            **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
+            "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
+
+
+def gather_losses(losses: Tensor, rt: Runtime) -> np.ndarray | None:
+    """Every rank's per-target losses in stream order, on rank 0 (None elsewhere)."""
+    if not rt.distributed:
+        return losses.cpu().numpy()
+    sizes = [torch.zeros((), dtype=torch.int64, device=rt.device) for _ in range(rt.world_size)]
+    dist.all_gather(sizes, torch.tensor(losses.numel(), device=rt.device))
+    padded = [torch.zeros(int(max(sizes)), device=rt.device) for _ in range(rt.world_size)]
+    dist.all_gather(padded, F.pad(losses, (0, int(max(sizes)) - losses.numel())))
+    return torch.cat([p[: int(n)] for p, n in zip(padded, sizes)]).cpu().numpy() if rt.master else None
+
+
+def dump_losses(path: str, rt: Runtime, losses: Tensor, method: str) -> None:
+    """EVAL_DUMP: the final score's per-target losses (nats, float32, val order) as .npy, written by rank 0."""
+    everything = gather_losses(losses, rt)
+    if everything is not None:
+        tmp = Path(path + ".tmp")
+        with open(tmp, "wb") as f:
+            np.save(f, everything.astype(np.float32))
+        os.replace(tmp, path)
+        rt.log(f"eval_dump:{path} targets:{everything.size} ({method})")
 
 
 # -----------------------------

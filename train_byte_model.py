@@ -13,7 +13,6 @@ import concurrent.futures
 import copy
 import dataclasses
 import difflib
-import glob
 import hashlib
 import importlib
 import io
@@ -27,7 +26,6 @@ import sys
 import time
 import types
 import uuid
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -46,8 +44,7 @@ except ImportError:
 SIZE_CAP_BYTES = 16_000_000  # the challenge's cap: decimal bytes, code + compressed model
 SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
 BYTE260_FIRST_BYTE_ID = 4  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 EOS, 3 UNK
-# A packed record script (submission.py --pack) runs this source with PACKED_SOURCES = {file name: source}
-# of everything it packed; its own, compressed, bytes are then the code bytes that count.
+# A packed record script (submission.py --pack) runs this source with PACKED_SOURCES = {file name: source}.
 PACKED_SOURCES = globals().get("PACKED_SOURCES", {})
 
 
@@ -61,8 +58,7 @@ def require(ok: bool, message: str) -> None:
 
 
 def optional_module(name: str):
-    """research_options, eval_time or run_modes: imported only when a knob asks for it (from the packed
-    sources when this runs packed)."""
+    """A module of this repository that a knob asks for, imported then (from PACKED_SOURCES when packed)."""
     sys.modules.setdefault("train_byte_model", sys.modules[__name__])  # the module they import is this one
     if name not in sys.modules and f"{name}.py" in PACKED_SOURCES:
         module = sys.modules[name] = types.ModuleType(name)
@@ -74,8 +70,7 @@ def optional_module(name: str):
 # -----------------------------
 # HYPERPARAMETERS
 # -----------------------------
-# Every knob is an environment variable with the name the community uses; the type of the default is
-# the knob's type. The defaults are RECIPE=frontier; the other recipes change the knobs they list.
+# Every knob is an environment variable named as the community names it; its default's type is its type.
 
 KNOBS = (
     # data and run
@@ -194,9 +189,16 @@ RECIPES = {
 }
 BLOCK_LETTERS = "ASG"  # A attention; S, G research mixers
 PATCH_DECODERS = ("independent", "causal_conv")
-DATA_LAYOUTS = ("auto", "byte260", "raw256", "tokens")
 QUANT_METHODS = ("rowclip", "gptq")
 CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec: its package
+KNOB_CHOICES = {"DATA_LAYOUT": ("auto", "byte260", "raw256", "tokens"), "BIGRAM_HASH": ("mix", "seed"),
+                "PATCH_DECODER": PATCH_DECODERS, "TTT_PARAMS": ("scalars", "lora"), "TTT_RESET": ("never", "doc"),
+                "QUANT": QUANT_METHODS, "EMBED_BITS": (8, 7, 6), "CODEC": (*CODECS, "auto")}
+KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N": 0, "JEPA_CHUNK_SIZE": 0,
+                 "JEPA_LATENT_DIM": 1, "JEPA_PHASE1_FRAC": 0, "JEPA_PHASE2_FRAC": 0, "SCAN_CHUNK": 1, "PATCH_SIZE": 1,
+                 "ITERATIONS": 0, "TRAIN_BATCH_TOKENS": 1, "VAL_SLIDING_STRIDE": 1, "EVAL_BATCH_SEQS": 1,
+                 "TTT_STEPS": 0, "TTT_CHUNK_TOKENS": 1, "TTT_LORA_RANK": 1, "PPM_ORDER": 0, "PPM_WEIGHT": 0,
+                 "GPTQ_BLOCK": 1, "GPTQ_CALIB_TOKENS": 1, "LQER_RANK": 0}
 
 
 def parse_knob(name: str, default, raw):
@@ -205,10 +207,8 @@ def parse_knob(name: str, default, raw):
         return raw
     try:
         value = float(raw)
-        if isinstance(default, int):
-            require(value == int(value), "")
-            return int(value)
-        return value
+        require(not isinstance(default, int) or value == int(value), "")
+        return int(value) if isinstance(default, int) else value
     except (ValueError, RunError):
         raise RunError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
 
@@ -222,10 +222,9 @@ class Hyperparameters:
         require(recipe in RECIPES, f"RECIPE={recipe!r}: want one of {', '.join(RECIPES)}")
         preset, self.source = RECIPES[recipe], {}
         for name, default, _ in KNOBS:
-            origin = "env" if name in env else "recipe" if name in preset else "default"
+            origin = self.source[name] = "env" if name in env else "recipe" if name in preset else "default"
             raw = env[name] if origin == "env" else preset.get(name, default)
             setattr(self, name.lower(), parse_knob(name, default, raw))
-            self.source[name] = origin
         self.block_pattern = self.block_pattern or "A" * self.num_layers
         self.mlp_hidden = self.mlp_hidden or self.mlp_mult * self.model_dim
         self.head_dim = self.model_dim // max(self.num_heads, 1)
@@ -237,48 +236,37 @@ class Hyperparameters:
 
     def validate(self) -> None:
         """Every knob check, in one place, before anything runs."""
-        require(self.num_layers >= 1 and set(self.block_pattern) <= set(BLOCK_LETTERS),
+        for name, allowed in KNOB_CHOICES.items():
+            value = getattr(self, name.lower())
+            require(value in allowed, f"{name}={value!r}: want one of {', '.join(map(str, allowed))}")
+        for name, low in KNOB_MINIMUMS.items():
+            require(getattr(self, name.lower()) >= low, f"{name}={getattr(self, name.lower())} must be >= {low}")
+        require(set(self.block_pattern) <= set(BLOCK_LETTERS),
                 f"BLOCK_PATTERN={self.block_pattern!r}: one letter per layer from {BLOCK_LETTERS}")
         require(self.source["NUM_LAYERS"] != "env" or len(self.block_pattern) == self.num_layers,
                 f"BLOCK_PATTERN has {len(self.block_pattern)} layers but NUM_LAYERS={self.num_layers}")
-        require(self.num_heads >= 1 and self.model_dim % self.num_heads == 0 and self.head_dim % 2 == 0,
-                f"MODEL_DIM={self.model_dim} / NUM_HEADS={self.num_heads} = {self.model_dim / max(self.num_heads, 1):g}:"
+        require(self.model_dim % self.num_heads == 0 and self.head_dim % 2 == 0,
+                f"MODEL_DIM={self.model_dim} / NUM_HEADS={self.num_heads} = {self.model_dim / self.num_heads:g}:"
                 " the head size must be an even integer")
-        require(self.num_kv_heads >= 1 and self.num_heads % self.num_kv_heads == 0,
+        require(self.num_heads % self.num_kv_heads == 0,
                 f"NUM_HEADS={self.num_heads} is not a multiple of NUM_KV_HEADS={self.num_kv_heads}")
         require(0 < self.rope_dims <= self.head_dim and self.rope_dims % 2 == 0,
                 f"ROPE_DIMS={self.rope_dims} must be even and at most the head size {self.head_dim}")
-        require(self.xsa_last_n >= 0, f"XSA_LAST_N={self.xsa_last_n} must be >= 0")
-        require(0 <= self.jepa_chunk_size < self.train_seq_len and self.jepa_latent_dim >= 1,
-                f"JEPA_CHUNK_SIZE={self.jepa_chunk_size} must be in 0..TRAIN_SEQ_LEN-1")
-        require(0 <= self.jepa_phase1_frac and 0 <= self.jepa_phase2_frac
-                and self.jepa_phase1_frac + self.jepa_phase2_frac <= 1, "JEPA_PHASE1_FRAC + JEPA_PHASE2_FRAC: 0..1")
-        require(self.bigram_hash in ("mix", "seed"), f"BIGRAM_HASH={self.bigram_hash!r}: want mix or seed")
-        require(self.patch_size >= 1 and self.train_seq_len % self.patch_size == 0,
-                f"PATCH_SIZE={self.patch_size} must be >= 1 and divide TRAIN_SEQ_LEN={self.train_seq_len}")
-        require(self.patch_decoder in PATCH_DECODERS,
-                f"PATCH_DECODER={self.patch_decoder!r}: want one of {', '.join(PATCH_DECODERS)}")
-        require(1 <= self.scan_chunk <= 64, f"SCAN_CHUNK={self.scan_chunk} must be in 1..64")
-        require(self.train_batch_tokens % (8 * self.train_seq_len) == 0 and self.train_batch_tokens > 0,
+        require(self.jepa_chunk_size < self.train_seq_len, f"JEPA_CHUNK_SIZE={self.jepa_chunk_size} >= TRAIN_SEQ_LEN")
+        require(self.jepa_phase1_frac + self.jepa_phase2_frac <= 1, "JEPA_PHASE1_FRAC + JEPA_PHASE2_FRAC: 0..1")
+        require(self.train_seq_len % self.patch_size == 0, f"PATCH_SIZE={self.patch_size} must divide TRAIN_SEQ_LEN")
+        require(self.scan_chunk <= 64, f"SCAN_CHUNK={self.scan_chunk} must be in 1..64")
+        require(self.train_batch_tokens % (8 * self.train_seq_len) == 0,
                 f"TRAIN_BATCH_TOKENS={self.train_batch_tokens} must be a multiple of 8 * TRAIN_SEQ_LEN "
                 f"({8 * self.train_seq_len}): 8 micro-batches of whole sequences per step")
-        require(0 < self.val_sliding_stride <= self.train_seq_len,
+        require(self.val_sliding_stride <= self.train_seq_len,
                 f"VAL_SLIDING_STRIDE={self.val_sliding_stride} must be in 1..TRAIN_SEQ_LEN={self.train_seq_len}")
-        require(self.data_layout in DATA_LAYOUTS, f"DATA_LAYOUT={self.data_layout!r}: want one of {DATA_LAYOUTS}")
-        require(self.eval_batch_seqs >= 1 and self.iterations >= 0, "EVAL_BATCH_SEQS >= 1 and ITERATIONS >= 0")
-        require(self.ttt_params in ("scalars", "lora") and self.ttt_reset in ("never", "doc"),
-                f"TTT_PARAMS={self.ttt_params!r} (scalars | lora), TTT_RESET={self.ttt_reset!r} (never | doc)")
-        require(self.ttt_steps >= 0 and self.ttt_chunk_tokens >= 1 and self.ttt_lora_rank >= 1,
-                "TTT_STEPS >= 0, TTT_CHUNK_TOKENS >= 1, TTT_LORA_RANK >= 1")
-        require(0 <= self.ppm_order <= 14 and 0 <= self.ppm_weight < 1,
-                f"PPM_ORDER={self.ppm_order} must be in 0..14 and PPM_WEIGHT={self.ppm_weight} in [0, 1)")
+        require(self.ppm_order <= 14, f"PPM_ORDER={self.ppm_order} must be in 0..14")
+        require(self.ppm_weight < 1, f"PPM_WEIGHT={self.ppm_weight} must be in [0, 1)")
         k = self.quant_clip.removeprefix("std:")
-        require(self.quant_clip == "max" or (k != self.quant_clip and k.replace(".", "", 1).isdigit() and float(k) > 0),
-                f"QUANT_CLIP={self.quant_clip!r}: want max or std:K, K > 0")
-        require(self.quant in QUANT_METHODS and self.embed_bits in (6, 7, 8) and self.codec in (*CODECS, "auto"),
-                f"QUANT={self.quant!r} ({QUANT_METHODS}), EMBED_BITS={self.embed_bits} (6..8), CODEC={self.codec!r} ({CODECS})")
-        require(min(self.gptq_block, self.gptq_damp, self.gptq_calib_tokens) > 0 and self.lqer_rank >= 0,
-                "GPTQ_BLOCK, GPTQ_DAMP, GPTQ_CALIB_TOKENS > 0, LQER_RANK >= 0")
+        std_k = k != self.quant_clip and k.replace(".", "", 1).isdigit() and float(k) > 0
+        require(self.quant_clip == "max" or std_k, f"QUANT_CLIP={self.quant_clip!r}: want max or std:K, K > 0")
+        require(self.gptq_damp > 0, f"GPTQ_DAMP={self.gptq_damp} must be > 0")
         require(not (self.eval_only and self.export_only), "EVAL_ONLY or EXPORT_ONLY, not both")
 
     def items(self) -> list[tuple[str, object]]:
@@ -319,17 +307,23 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def log(self, msg: str, console: bool = True) -> None:
-        if not self.master:
-            return
-        if console:
+        if self.master and console:
             print(msg, flush=True)
-        if self.log_path is not None:
+        if self.master and self.log_path is not None:
             with open(self.log_path, "a", encoding="utf-8") as f:
                 f.write(msg + "\n")
 
     def sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+
+    def timed(self, fn) -> tuple[object, float]:
+        """(fn(), its wall time in ms), the device synchronized before and after."""
+        self.sync()
+        started = time.perf_counter()
+        result = fn()
+        self.sync()
+        return result, 1000 * (time.perf_counter() - started)
 
     def max_over_ranks(self, value: float) -> float:
         """The largest of the ranks' values, so that every rank acts on the same number."""
@@ -348,8 +342,7 @@ def setup_runtime(args: Hyperparameters) -> Runtime:
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0"))) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if world_size > 1:
         dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
     auto = lambda knob: knob == 1 or (knob == -1 and cuda)  # noqa: E731
@@ -377,20 +370,18 @@ def device_name(rt: Runtime) -> str:
 def shard_length(path: Path) -> int:
     """Checks the header and the file size; every shard is checked at start-up, before any training."""
     header = np.fromfile(path, dtype="<i4", count=SHARD_HEADER_INTS)
-    if header.size != SHARD_HEADER_INTS or header[0] != SHARD_MAGIC or header[1] != SHARD_VERSION:
-        raise RunError(f"{path}: bad shard header (want magic {SHARD_MAGIC}, version {SHARD_VERSION})")
-    count = int(header[2])
+    require(header.size == SHARD_HEADER_INTS and header[0] == SHARD_MAGIC and header[1] == SHARD_VERSION,
+            f"{path}: bad shard header (want magic {SHARD_MAGIC}, version {SHARD_VERSION})")
+    count, size = int(header[2]), path.stat().st_size
     expected = 4 * SHARD_HEADER_INTS + 2 * count
-    if path.stat().st_size != expected:
-        raise RunError(f"{path}: {path.stat().st_size} bytes, header says {count} ids ({expected} bytes)")
+    require(size == expected, f"{path}: {size} bytes, header says {count} ids ({expected} bytes)")
     return count
 
 
 def load_shard(path: Path, vocab_size: int) -> np.ndarray:
-    count = shard_length(path)
-    ids = np.fromfile(path, dtype="<u2", count=count, offset=4 * SHARD_HEADER_INTS)
-    if count and int(ids.max()) >= vocab_size:
-        raise RunError(f"{path}: id {int(ids.max())} >= vocab size {vocab_size}")
+    ids = np.fromfile(path, dtype="<u2", count=shard_length(path), offset=4 * SHARD_HEADER_INTS)
+    top = int(ids.max(initial=0))
+    require(top < vocab_size, f"{path}: id {top} >= vocab size {vocab_size}")
     return ids
 
 
@@ -405,31 +396,21 @@ class DataSpec:
 
 def resolve_data(args: Hyperparameters) -> DataSpec:
     root = Path(args.data_path)
-    if not root.is_dir():
-        raise RunError(f"DATA_PATH {root}: no such directory")
-    train = [Path(p) for p in sorted(glob.glob(str(root / "fineweb_train_*.bin")))]
-    val = [Path(p) for p in sorted(glob.glob(str(root / "fineweb_val_*.bin")))]
-    if not train:
-        raise RunError(f"DATA_PATH {root}: no fineweb_train_*.bin shards")
-    if not val:
-        raise RunError(f"DATA_PATH {root}: no fineweb_val_*.bin shards")
-    layout, note = args.data_layout, "DATA_LAYOUT"
-    sidecar = root / "conversion.json"
-    if layout == "auto":
-        if sidecar.is_file():
-            layout, note = json.loads(sidecar.read_text())["layout"], str(sidecar)
-        elif args.tokenizer_path:
-            layout, note = "tokens", "TOKENIZER_PATH set and no conversion.json"
-        else:
-            raise RunError(f"{sidecar}: missing; set DATA_LAYOUT=byte260|raw256, or TOKENIZER_PATH for token shards")
-    if layout == "tokens":
-        vocab = int(optional_module("run_modes").load_tokenizer(args.tokenizer_path).vocab_size())
-    elif layout in ("byte260", "raw256"):
-        vocab = 260 if layout == "byte260" else 256
-    else:
-        raise RunError(f"DATA_LAYOUT={layout!r}: want auto, byte260, raw256 or tokens")
-    if args.vocab_size and args.vocab_size != vocab:
-        raise RunError(
+    require(root.is_dir(), f"DATA_PATH {root}: no such directory")
+    train, val = (sorted(root.glob(f"fineweb_{split}_*.bin")) for split in ("train", "val"))
+    for split, files in (("train", train), ("val", val)):
+        require(bool(files), f"DATA_PATH {root}: no fineweb_{split}_*.bin shards")
+    layout, note, sidecar = args.data_layout, "DATA_LAYOUT", root / "conversion.json"
+    if layout == "auto" and sidecar.is_file():
+        layout, note = json.loads(sidecar.read_text())["layout"], str(sidecar)
+    elif layout == "auto":
+        require(bool(args.tokenizer_path),
+                f"{sidecar}: missing; set DATA_LAYOUT=byte260|raw256, or TOKENIZER_PATH for token shards")
+        layout, note = "tokens", "TOKENIZER_PATH set and no conversion.json"
+    vocabs = {"byte260": 260, "raw256": 256, "tokens": 0}  # token mode: the tokenizer's
+    require(layout in vocabs, f"DATA_LAYOUT={layout!r}: want auto, byte260, raw256 or tokens")
+    vocab = vocabs[layout] or int(optional_module("run_modes").load_tokenizer(args.tokenizer_path).vocab_size())
+    require(not args.vocab_size or args.vocab_size == vocab,
             f"VOCAB_SIZE={args.vocab_size} contradicts the data: {root} is {layout} (vocab {vocab}, from {note}); "
             f"unset VOCAB_SIZE, or convert with --layout {'raw256' if args.vocab_size == 256 else '...'}")
     for shard in train + val:
@@ -438,14 +419,11 @@ def resolve_data(args: Hyperparameters) -> DataSpec:
 
 
 class TokenStream:
-    """Reads shards in order and wraps around forever; the last `holdout` ids of the last shard are
-    never served (they are the held-out slice that picks the final weights). A background thread reads
-    the next shard meanwhile, so training does not wait for the disk at a shard's end."""
+    """Shards in order, wrapping around, but for the last `holdout` ids; the next shard is read in the background."""
 
     def __init__(self, files: list[Path], vocab_size: int, holdout: int = 0):
         self.files, self.vocab_size, self.holdout = files, vocab_size, holdout
-        self.file_idx, self.pos = 0, 0
-        self.tokens = self._load(0)
+        self.file_idx, self.pos, self.tokens = 0, 0, self._load(0)
         self.reader = concurrent.futures.ThreadPoolExecutor(1)
         self.prefetch(1 % len(files))
 
@@ -455,8 +433,8 @@ class TokenStream:
     def _load(self, idx: int) -> np.ndarray:
         ids = load_shard(self.files[idx], self.vocab_size)
         if idx == len(self.files) - 1 and self.holdout:
-            if ids.size <= self.holdout:
-                raise RunError(f"{self.files[idx]}: {ids.size} ids, too few to hold out HELDOUT_TOKENS={self.holdout}")
+            require(ids.size > self.holdout,
+                    f"{self.files[idx]}: {ids.size} ids, too few to hold out HELDOUT_TOKENS={self.holdout}")
             ids = ids[: ids.size - self.holdout]
         return ids
 
@@ -484,8 +462,7 @@ class TokenStream:
 
 
 class DistributedTokenLoader:
-    """Each micro-step takes one contiguous chunk of the stream and gives rank r the r-th span of it,
-    like the official loader, so a run's data does not depend on how it is split across ranks."""
+    """Rank r gets the r-th span of each micro-step's chunk, as in the official loader: data independent of ranks."""
 
     def __init__(self, stream: TokenStream, rank: int, world_size: int, device: torch.device):
         self.stream, self.rank, self.world_size, self.device = stream, rank, world_size, device
@@ -506,16 +483,11 @@ class DistributedTokenLoader:
         self.stream.seek(state["file_idx"], state["pos"])
 
 
-def load_eval_stream(files: list[Path], vocab_size: int) -> np.ndarray:
-    return np.concatenate([load_shard(f, vocab_size) for f in files])
-
-
 def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-id tables for the bytes a target counts: base[target] + (leading_space[target] and not
-    boundary[previous]). In byte260 ids >= 4 are one byte each (BOS/UNK count 0); in raw256 every id is
-    one byte; token mode uses the baseline's formula (run_modes.py)."""
+    """Bytes a target counts: base[target] + (leading_space[target] and not boundary[previous])."""
     if spec.layout == "tokens":
-        return tuple(map(torch.from_numpy, optional_module("run_modes").token_byte_tables(tokenizer_path, spec.vocab_size)))
+        tables = optional_module("run_modes").token_byte_tables(tokenizer_path, spec.vocab_size)
+        return tuple(map(torch.from_numpy, tables))
     base = torch.zeros(spec.vocab_size, dtype=torch.int64)
     base[BYTE260_FIRST_BYTE_ID if spec.layout == "byte260" else 0 :] = 1
     return base, torch.zeros(spec.vocab_size, dtype=torch.bool), torch.ones(spec.vocab_size, dtype=torch.bool)
@@ -525,15 +497,15 @@ def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tens
 # TRANSFORMER MODULES
 # -----------------------------
 
-# Everything needed to rebuild the model, stored in the artifact header: the vocab size and these knobs
-# (fields named like the knobs, in lower case).
+# What rebuilds the model, in the artifact header: the vocab size and these knobs (as lower-case fields).
 MODEL_KNOBS = ("BLOCK_PATTERN", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_HIDDEN", "ROPE_BASE", "ROPE_DIMS",
                "XSA_LAST_N", "LN_SCALE", "ORTHO_INIT", "QK_GAIN_INIT", "LOGIT_SOFTCAP", "TIED_EMBED_INIT_STD",
                "SMEAR_GATE", "BIGRAM_HASH_BUCKETS", "BIGRAM_HASH_DIM", "BIGRAM_HASH", "BIGRAM_INIT_STD",
                "BIGRAM_IN_NORM", "UNET_SKIPS", "JEPA_CHUNK_SIZE", "JEPA_LATENT_DIM", "JEPA_SIGREG_WEIGHT",
                "SCAN_CHUNK", "PATCH_SIZE", "PATCH_DECODER")
 ModelConfig = dataclasses.make_dataclass(
-    "ModelConfig", [("vocab_size", int)] + [(name.lower(), type(default)) for name, default, _ in KNOBS if name in MODEL_KNOBS],
+    "ModelConfig", [("vocab_size", int)] + [(name.lower(), type(default)) for name, default, _ in KNOBS
+                                            if name in MODEL_KNOBS],
     namespace={"from_hparams": classmethod(lambda cls, args, vocab_size: cls(
         vocab_size, *(getattr(args, f.name) for f in dataclasses.fields(cls)[1:])))})
 
@@ -571,8 +543,7 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
 
 
 def fa3_probe(device: torch.device, compile: bool) -> str:
-    """The error of a tiny bf16 forward + backward through causal_attention, compiled if the run compiles
-    (an FA3 built for another torch breaks torch.compile(fullgraph=True)); '' when it runs."""
+    """'' if a tiny bf16 forward + backward runs (compiled if the run compiles: some FA3 builds break it), else why."""
     try:
         q, k, v = (torch.randn(1, 128, heads, 64, device=device, dtype=torch.bfloat16, requires_grad=True)
                    for heads in (4, 2, 2))
@@ -584,8 +555,7 @@ def fa3_probe(device: torch.device, compile: bool) -> str:
 
 
 def choose_attention(rt: Runtime) -> str:
-    """Enables FA3 only where it runs: installed, CUDA, bf16 (it has no fp32 kernel), a passing probe.
-    Returns the log line."""
+    """Enables FA3 where it runs (installed, CUDA, bf16: no fp32 kernel, a passing probe); the log line."""
     global fa3_enabled
     fa3_enabled = fa3_attention is not None and rt.device.type == "cuda" and rt.bf16  # on while the probe runs
     error = fa3_probe(rt.device, rt.compile) if fa3_enabled else ""
@@ -596,8 +566,7 @@ def choose_attention(rt: Runtime) -> str:
 
 
 def exclude_own_value(y: Tensor, v: Tensor) -> Tensor:
-    """XSA: removes from each head's output its component along the value vector of its own position
-    (the head's KV group's), so attention carries only what the position does not already hold."""
+    """XSA: removes from each head's output its component along its own position's value (its KV group's)."""
     bsz, seqlen, heads, head_dim = y.shape
     y = y.view(bsz, seqlen, v.size(2), heads // v.size(2), head_dim)
     unit = F.normalize(v, dim=-1).unsqueeze(3)
@@ -611,15 +580,12 @@ class CausalSelfAttention(nn.Module):
         self.head_dim, self.rope_base, self.rope_dims = cfg.model_dim // cfg.num_heads, cfg.rope_base, cfg.rope_dims
         self.xsa = layer >= len(cfg.block_pattern) - cfg.xsa_last_n
         kv_dim = cfg.num_kv_heads * self.head_dim
-        self.c_q = CastedLinear(cfg.model_dim, cfg.model_dim)
-        self.c_k = CastedLinear(cfg.model_dim, kv_dim)
-        self.c_v = CastedLinear(cfg.model_dim, kv_dim)
+        self.c_q, self.c_k, self.c_v = (CastedLinear(cfg.model_dim, out) for out in (cfg.model_dim, kv_dim, kv_dim))
         self.proj = CastedLinear(cfg.model_dim, cfg.model_dim, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))
 
     def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One matmul for q, k and v (batch, time, heads, head_dim); the three weights stay separate
-        parameters, so Muon still orthogonalizes each on its own."""
+        """q, k, v (batch, time, heads, head_dim) from one matmul; three parameters, orthogonalized apart by Muon."""
         qkv = F.linear(x, torch.cat((self.c_q.weight, self.c_k.weight, self.c_v.weight)))
         return qkv.unflatten(-1, (-1, self.head_dim)).split([self.num_heads, self.num_kv_heads, self.num_kv_heads], -2)
 
@@ -648,16 +614,13 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm residual block: a sequence mixer (attention) and an MLP, each with a learned per-channel
-    output scale, after a learned mix of the stream with the first layer's input. With LN_SCALE the
-    normalized inputs of layer l are scaled by 1/sqrt(l+1), so deeper layers start as smaller updates."""
+    """Pre-norm mixer and MLP with output scales, after a learned mix with the first input; LN_SCALE: 1/sqrt(l+1)."""
 
     def __init__(self, cfg: ModelConfig, layer: int, mixer: nn.Module):
         super().__init__()
         dim = cfg.model_dim
         self.attn, self.mlp = mixer, MLP(cfg)
-        self.attn_scale = nn.Parameter(torch.ones(dim))
-        self.mlp_scale = nn.Parameter(torch.ones(dim))
+        self.attn_scale, self.mlp_scale = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.ones(dim))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(dim), torch.zeros(dim))))
         self.input_scale = (layer + 1) ** -0.5 if cfg.ln_scale else 1.0
 
@@ -694,8 +657,7 @@ class BigramHash(nn.Module):
         prev = F.pad(ids[:, :-1], (1, 0))  # id 0 stands before the first position
         if self.hash == "seed":  # PR #705's hash: only the low bits of prev reach the bucket
             return (prev * 256 + ids) % self.buckets
-        # Multiplicative (Fibonacci) hashing: the high half of the 32-bit product, which depends on
-        # every bit of the pair, scaled to [0, buckets).
+        # Fibonacci hashing: the high half of the 32-bit product depends on every bit of the pair.
         key = (prev * self.vocab_size + ids) * 2654435761 & 0xFFFFFFFF
         return key * self.buckets >> 32
 
@@ -703,8 +665,7 @@ class BigramHash(nn.Module):
         return self.proj(self.embed(self.bucket_ids(ids)))
 
 
-SIGREG_KNOTS = torch.linspace(0.2, 3.0, 17)
-SIGREG_PROJECTIONS = 256
+SIGREG_KNOTS, SIGREG_PROJECTIONS = torch.linspace(0.2, 3.0, 17), 256
 
 
 def sigreg(z: Tensor, directions: Tensor) -> Tensor:
@@ -717,12 +678,9 @@ def sigreg(z: Tensor, directions: Tensor) -> Tensor:
 
 
 class ChunkJepa(nn.Module):
-    """Chunk-level latent prediction (PR #832). The final hidden states (detached) are mean-pooled per
-    chunk of JEPA_CHUNK_SIZE bytes and projected to a latent; a predictor maps chunk c-1's latent (a
-    learned start vector for chunk 0) to a prediction of chunk c's, which a zero-initialized projection
-    adds to the residual stream of chunk c's positions. Every position of chunk c has seen all of
-    chunk c-1, so nothing reads ahead. Its loss (MSE to the detached latent + SIGReg against collapse)
-    trains only the projector and predictor; the injection learns from the byte loss."""
+    """Chunk-level latent prediction (PR #832): chunk c-1's latent (pooled detached hidden states) predicts
+    chunk c's, injected into chunk c's positions, which have all seen chunk c-1. Its loss (MSE + SIGReg)
+    trains the projector and predictor; the zero-initialized injection learns from the byte loss."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -737,8 +695,7 @@ class ChunkJepa(nn.Module):
                              persistent=False)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(x plus the injected predictions, the JEPA loss). A partial last chunk gets its prediction
-        too, so no position's output depends on how many positions follow it."""
+        """(x + injected predictions, JEPA loss); a partial last chunk too: no output depends on what follows."""
         bsz, seqlen, dim = x.shape
         chunks = seqlen // self.chunk  # complete chunks: the ones with a latent
         pooled = x[:, : chunks * self.chunk].detach().view(bsz, chunks, self.chunk, dim).mean(2)
@@ -754,13 +711,11 @@ class ChunkJepa(nn.Module):
 
 
 class ByteGPT(nn.Module):
-    """Tied byte embedding (+ hashed bigram) -> RMSNorm -> SmearGate -> blocks with U-Net skips
-    -> chunk-JEPA injection -> RMSNorm -> tied head with logit softcap."""
+    """Tied byte embedding (+ bigram), RMSNorm, SmearGate, blocks with U-Net skips, chunk-JEPA, softcapped head."""
 
     def __init__(self, cfg: ModelConfig, mixers: dict | None = None):
         super().__init__()
-        mixers = mixers or {"A": CausalSelfAttention}
-        self.cfg = cfg
+        self.cfg, mixers = cfg, mixers or {"A": CausalSelfAttention}
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
         nn.init.normal_(self.tok_emb.weight, std=cfg.tied_embed_init_std)
         self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else nn.Identity()
@@ -799,9 +754,7 @@ class ByteGPT(nn.Module):
 
     def final_hidden(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(the residual stream after the chunk-JEPA injection, normalized; the auxiliary loss, else 0)."""
-        aux = torch.zeros((), device=x.device)
-        if self.jepa is not None:
-            x, aux = self.jepa(x)
+        x, aux = self.jepa(x) if self.jepa is not None else (x, torch.zeros((), device=x.device))
         return F.rms_norm(x.float(), (self.cfg.model_dim,)), aux  # fp32, so the eval head stays fp32
 
     def hidden_and_aux(self, ids: Tensor) -> tuple[Tensor, Tensor]:
@@ -836,8 +789,7 @@ def build_model(cfg: ModelConfig) -> ByteGPT:
 # the nearest semi-orthogonal one (Newton-Schulz iteration), scaled for non-square shapes.
 
 def newton_schulz(g: Tensor, steps: int) -> Tensor:
-    """Orthogonalizes each matrix of g (..., rows, cols); a batch of same-shape matrices is one chain of
-    batched matmuls."""
+    """Orthogonalizes each matrix of g (..., rows, cols): a batch of same-shape matrices in one matmul chain."""
     a, b, c = 3.4445, -4.7750, 2.0315
     x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)  # bf16 is fast on GPU, slow on CPU
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
@@ -851,13 +803,13 @@ def newton_schulz(g: Tensor, steps: int) -> Tensor:
 
 
 class Muon(torch.optim.Optimizer):
-    """Every rank keeps every momentum buffer (so checkpoints need only rank 0's state); rank r
-    orthogonalizes parameters r, r + world, ..., those of one shape as one batch; one all-reduce
-    shares the updates. Elementwise work is one foreach call per group, not one kernel per matrix."""
+    """Every rank keeps every momentum buffer; rank r orthogonalizes parameters r, r + world, ... (one batch per
+    shape), and one all-reduce shares the updates."""
 
     def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
                  orthogonalize=newton_schulz):
-        super().__init__(params, dict(lr=lr, momentum=momentum, backend_steps=backend_steps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, base_lr=lr, momentum=momentum, backend_steps=backend_steps,
+                                      weight_decay=weight_decay))
         self.orthogonalize = orthogonalize  # torch.compile(newton_schulz) on GPU: one fused kernel chain
 
     @torch.no_grad()
@@ -890,9 +842,7 @@ class Muon(torch.optim.Optimizer):
 
 
 def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list, Muon]:
-    """Muon for every CastedLinear matrix of the blocks and the bigram projection; Adam (decoupled
-    weight decay) for the embeddings and for every vector, gain, mix and skip weight; the chunk-JEPA
-    modules have an Adam of their own, without weight decay, as in PR #832."""
+    """Muon for the matrices; AdamW for embeddings, scalars, and (no weight decay, as PR #832) the chunk-JEPA."""
     jepa = list(model.jepa.parameters()) if model.jepa is not None else []
     embeddings = [model.tok_emb.weight] + ([model.bigram.embed.weight] if model.bigram is not None else [])
     taken = {id(p) for p in jepa + embeddings}
@@ -906,8 +856,6 @@ def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = Fals
 
     muon = Muon(matrices, args.matrix_lr, args.muon_momentum, args.muon_backend_steps, args.muon_weight_decay,
                 torch.compile(newton_schulz) if compile else newton_schulz)
-    for group in muon.param_groups:
-        group["base_lr"] = args.matrix_lr
     optimizers = [adam(embeddings, args.tied_embed_lr, args.adam_weight_decay), muon,
                   adam(scalars, args.scalar_lr, args.adam_weight_decay)]
     return optimizers + ([adam(jepa, args.jepa_lr, 0.0)] if jepa else []), muon
@@ -916,23 +864,19 @@ def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = Fals
 # -----------------------------
 # EVALUATION
 # -----------------------------
-# BPB = (sum of the losses of all scored targets, BOS/UNK included) / ln 2 / (bytes those targets
-# count), accumulated in float64 and summed over ranks. One function serves the non-overlapping
-# eval (stride = context) and the sliding-window eval.
+# BPB = (sum of the losses of all scored targets, BOS/UNK included) / ln 2 / (bytes those targets count),
+# in float64 summed over ranks; stride = context is the non-overlapping eval, a shorter one the sliding eval.
 
 def eval_windows(num_tokens: int, context: int, stride: int) -> np.ndarray:
-    """Rows (start, lo, hi): a window reads stream[start : start + context], its position p predicts
-    stream[start + p + 1], and positions lo..hi-1 are scored. The first window scores all its positions,
-    each later one only those no earlier window scored (its last `stride`, fewer at the tail), so the
-    windows score targets 1..num_tokens-1 exactly once, in stream order."""
+    """Rows (start, lo, hi): a window reads stream[start : start + context], position p predicts stream[start + p + 1]
+    and positions lo..hi-1 are scored: each target 1..num_tokens-1 once, in order, by the first window to see it."""
     targets = num_tokens - 1
     require(targets >= 1, f"evaluation stream has {num_tokens} tokens; need at least 2")
     require(0 < stride <= context, f"VAL_SLIDING_STRIDE={stride} must be in 1..TRAIN_SEQ_LEN={context}")
     if targets <= context:
         return np.array([[0, 0, targets]])
     starts = np.arange(0, targets - context + 1, stride)
-    lo = np.full(starts.size, context - stride)
-    lo[0] = 0
+    lo = np.where(starts == 0, 0, context - stride)  # the first window scores all its positions
     windows = np.stack([starts, lo, np.full(starts.size, context)], axis=1)
     covered = int(starts[-1]) + context
     if covered < targets:
@@ -950,9 +894,7 @@ def target_range(windows: np.ndarray) -> tuple[int, int]:
 @torch.inference_mode()
 def score_windows(model: ByteGPT, hidden_fn, tokens: Tensor, windows: np.ndarray, context: int, batch_seqs: int,
                   rt: Runtime) -> Tensor:
-    """Losses (nats, float32, on the device) of the targets the windows score, in stream order. Batches
-    have a fixed shape (padding windows score nothing) so a compiled hidden_fn never recompiles, and the
-    head runs only on scored positions."""
+    """Losses (nats, float32) of the windows' targets in order; fixed-shape batches: hidden_fn never recompiles."""
     positions, offsets = np.arange(context), torch.arange(context + 1, device=rt.device)
     losses = []
     for first in range(0, len(windows), batch_seqs):
@@ -987,17 +929,6 @@ class EvalResult:
     first_target: int
 
 
-def gather_losses(losses: Tensor, rt: Runtime) -> np.ndarray | None:
-    """Every rank's per-target losses in stream order, on rank 0 (None elsewhere)."""
-    if not rt.distributed:
-        return losses.cpu().numpy()
-    sizes = [torch.zeros((), dtype=torch.int64, device=rt.device) for _ in range(rt.world_size)]
-    dist.all_gather(sizes, torch.tensor(losses.numel(), device=rt.device))
-    padded = [torch.zeros(int(max(sizes)), device=rt.device) for _ in range(rt.world_size)]
-    dist.all_gather(padded, F.pad(losses, (0, int(max(sizes)) - losses.numel())))
-    return torch.cat([p[: int(n)] for p, n in zip(padded, sizes)]).cpu().numpy() if rt.master else None
-
-
 def uses_eval_methods(args: Hyperparameters) -> bool:
     """Test-time training or the PPM mixture: eval_time.py runs them after the plain final evaluation."""
     return args.ttt_steps > 0 or args.ppm_order > 0
@@ -1005,10 +936,8 @@ def uses_eval_methods(args: Hyperparameters) -> bool:
 
 def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: int, batch_seqs: int,
              byte_tables: tuple[Tensor, Tensor, Tensor], rt: Runtime, score=score_windows) -> EvalResult:
-    """Scores every target of the 1-D id tensor `stream` once; rank r takes the r-th contiguous share
-    of the windows. `score` (default: the model alone) maps windows to per-target losses."""
-    started = time.perf_counter()
-    num_tokens = stream.numel()
+    """Scores every target of `stream` once, rank r the r-th share of the windows; `score` gives their losses."""
+    started, num_tokens = time.perf_counter(), stream.numel()
     mine = np.array_split(eval_windows(num_tokens, context, stride), rt.world_size)[rt.rank]
     tokens = stream.to(rt.device, torch.int32)
     if num_tokens < context + 1:  # shorter than one window: padding is never scored, causality keeps it inert
@@ -1026,23 +955,73 @@ def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: in
                       num_tokens - 1, int(bytes_total), 1000 * (time.perf_counter() - started), losses, first)
 
 
+class Scorer:
+    """Scores a model on val with the non-overlapping eval (stride = context) and the sliding one."""
+
+    def __init__(self, args: Hyperparameters, rt: Runtime, spec: DataSpec):
+        self.args, self.rt, self.spec = args, rt, spec
+        val = np.concatenate([load_shard(f, spec.vocab_size) for f in spec.val_files])
+        self.val_sha256 = hashlib.sha256(val.tobytes()).hexdigest()
+        self.val = torch.from_numpy(val.astype(np.int32)).to(rt.device)  # on the device once, for every eval
+        self.byte_tables = byte_count_tables(spec, args.tokenizer_path)
+        cap = args.val_sliding_max_tokens
+        self.sliding_val = self.val[:cap] if 0 < cap < val.size else self.val
+        self.coverage = "full" if self.sliding_val.numel() == val.size else f"capped_first_{cap}_of_{val.size}_tokens"
+        rt.log(f"data:{args.data_path} layout:{spec.layout} (from {spec.note}) vocab:{spec.vocab_size} "
+               f"train_shards:{len(spec.train_files)} val_tokens:{val.size} heldout_tokens:{args.heldout_tokens}")
+
+    def hidden_fn(self, model: ByteGPT):
+        return torch.compile(model.hidden, dynamic=False, fullgraph=True) if self.rt.compile else model.hidden
+
+    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int, score=score_windows) -> EvalResult:
+        model.eval()
+        result = evaluate(model, hidden_fn, stream, self.args.train_seq_len, stride, self.args.eval_batch_seqs,
+                          self.byte_tables, self.rt, score)
+        model.train()
+        return result
+
+    def report(self, label: str, model: ByteGPT, hidden_fn) -> tuple[dict, EvalResult]:
+        args, log = self.args, self.rt.log
+        plain = self.evaluate(model, hidden_fn, self.val, args.train_seq_len)
+        log(f"{label} val_loss:{plain.val_loss:.4f} val_bpb:{plain.val_bpb:.4f} eval_time:{plain.eval_ms:.0f}ms")
+        slide = self.evaluate(model, hidden_fn, self.sliding_val, args.val_sliding_stride)
+        log(f"{label}_sliding val_loss:{slide.val_loss:.4f} val_bpb:{slide.val_bpb:.4f} "
+            f"stride:{args.val_sliding_stride} context:{args.train_seq_len} scored_targets:{slide.scored_targets} "
+            f"targets:{slide.targets} coverage:{self.coverage} eval_time:{slide.eval_ms:.0f}ms")
+        return {"val_loss": plain.val_loss, "val_bpb": plain.val_bpb, "sliding_val_loss": slide.val_loss,
+                "sliding_val_bpb": slide.val_bpb, "sliding_scored_targets": slide.scored_targets,
+                "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count,
+                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms, "score_method": "sliding",
+                "score_bpb": slide.val_bpb, "score_val_loss": slide.val_loss}, slide
+
+    def final_report(self, model: ByteGPT, hidden_fn) -> dict:
+        """The post-quant scores and each evaluation-time method's: THE score is the sliding eval with all of them."""
+        result, slide = self.report("final_int6_zstd22_roundtrip", model, hidden_fn)
+        losses = slide.losses
+        if uses_eval_methods(self.args):
+            result["methods"], losses = optional_module("eval_time").score_methods(self, model, hidden_fn, slide)
+            result["score_method"], last = list(result["methods"].items())[-1]
+            result.update(score_bpb=last["val_bpb"], score_val_loss=last["val_loss"])
+        if self.args.eval_dump:
+            optional_module("run_modes").dump_losses(self.args.eval_dump, self.rt, losses, result["score_method"])
+        return result
+
+
 # -----------------------------
 # ARTIFACT: QUANTIZATION AND CODECS
 # -----------------------------
-# Matrices of more than QUANT_MIN_NUMEL values are int6 symbols with an fp16 step per row (the tied
-# embedding and bigram table int{EMBED_BITS}), the rest fp16. File: ARTIFACT_MAGIC, 4-byte length,
-# zstd-22 JSON header (config, layout, eval context, code sha256, export knobs; per group its codec,
-# stream lengths, crc32; per tensor storage, shape, group, offsets), then one payload per group.
-# Loading parses JSON and numpy buffers, never executing anything from the file (no pickle).
+# Matrices of more than QUANT_MIN_NUMEL values are int6 symbols with an fp16 step per row (the tied embedding
+# and bigram table int{EMBED_BITS}), the rest fp16. File: ARTIFACT_MAGIC, 4-byte length, zstd-22 JSON header
+# (config, layout, eval context, code sha256, export knobs, per group codec, lengths and crc32, per tensor
+# storage, shape, group and offsets), then one payload per group. Loading never executes the file (no pickle).
 
-ARTIFACT_MAGIC = b"BYTEGOLF"
-ARTIFACT_FORMAT_VERSION = 3
-ARTIFACT_MAX_RAW_BYTES = 1 << 30
+ARTIFACT_MAGIC, ARTIFACT_FORMAT_VERSION, ARTIFACT_MAX_RAW_BYTES = b"BYTEGOLF", 3, 1 << 30
 QUANT_MIN_NUMEL = 65_536  # smaller tensors (gains, scales, mixes, norms) stay fp16
 QUANT_LEVELS = {"int4": 7, "int6": 31, "int7": 63, "int8": 127}
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
 EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
-EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPTQ_DAMP", "GPTQ_CALIB_TOKENS", "LQER_RANK")
+EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPTQ_DAMP", "GPTQ_CALIB_TOKENS",
+                "LQER_RANK")
 # Compressed bits per stored value, for the start-up size projection (int6+zstd on trained weights).
 PROJECTED_BITS = {"int6": 4.5, "int7": 6.0, "int8": 7.0, "fp16": 15.0}
 
@@ -1070,8 +1049,7 @@ def storage_for(name: str, t: Tensor, embed_bits: int = 8) -> str:
 
 
 def component(model: nn.Module, name: str) -> str:
-    """The group a parameter is reported in: blocks.<mixer class>, blocks.mlp, blocks.scales, or the
-    top-level module."""
+    """A parameter's report group: blocks.<mixer class>, blocks.mlp, blocks.scales, or its top-level module."""
     parts = name.split(".")
     if parts[0] != "blocks":
         return parts[0]
@@ -1085,9 +1063,8 @@ def size_report(model: nn.Module, code_bytes: int, embed_bits: int = 8) -> list[
     groups = collections.defaultdict(lambda: [0, set(), 0.0])  # parameters, storages, compressed bits
     for name, p in model.named_parameters():
         storage, group = storage_for(name, p, embed_bits), groups[component(model, name)]
-        group[0] += p.numel()
+        group[0], group[2] = group[0] + p.numel(), group[2] + p.numel() * PROJECTED_BITS[storage]
         group[1].add(storage)
-        group[2] += p.numel() * PROJECTED_BITS[storage]
     projected = int(sum(g[2] for g in groups.values()) / 8) + code_bytes
     lines = [f"model_params:{sum(g[0] for g in groups.values())}"]
     lines += [f"  params.{key}:{n} storage:{'+'.join(sorted(s))} projected_bytes:{int(bits / 8)}"
@@ -1123,8 +1100,7 @@ def damped(hessian: Tensor, damp: float) -> Tensor:
 
 
 def gptq_rows(w: Tensor, hessian: Tensor, scale: Tensor, levels: int, block: int, damp: float) -> Tensor:
-    """GPTQ (Frantar et al., 2022): columns by decreasing Hessian diagonal, each rounded, its error fed to the
-    columns not yet rounded through the Cholesky factor of the inverse Hessian, once per block past the block."""
+    """GPTQ (Frantar et al., 2022), columns by decreasing Hessian diagonal, lazy updates per block."""
     h = damped(hessian, damp)
     order = torch.argsort(h.diagonal(), descending=True)
     u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h[order][:, order])), upper=True)
@@ -1156,10 +1132,9 @@ def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one traini
 
 @torch.no_grad()
 def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
-    """GPTQ's Hessians: sum x x^T of every quantized matrix's inputs x over `rounds` rounds of the training
-    stream (never val), summed over ranks. The tied embedding's x are the final hidden states, the head's
-    inputs (as a lookup its Hessian is diagonal over rows: nothing for GPTQ's column feedback); the bigram
-    table's Hessian is P^T P of its projection P (a row's error as the model receives it)."""
+    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs over `rounds` rounds of training data (never
+    val), summed over ranks. The tied embedding's x are the head's inputs (as a lookup its Hessian is diagonal:
+    nothing for GPTQ's feedback); the bigram table's is P^T P of its projection P (its error as the model sees it)."""
     quantized = lambda name, t: storage_for(name, t) != "fp16"  # noqa: E731
     hessians = {}
 
@@ -1255,7 +1230,8 @@ def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, cod
         blob, counts, _ = tried[best]
         groups.append({"name": name, "codec": best, "nbytes": len(blob), "lengths": [s.size for s in group],
                        "crc32": zlib.crc32(b"".join(s.tobytes() for s in group)),
-                       "tried": {c: cost for c, (_, _, cost) in tried.items()}, **({"counts": counts} if counts else {})})
+                       "tried": {c: cost for c, (_, _, cost) in tried.items()},
+                       **({"counts": counts} if counts else {})})
         blobs.append(blob)
     export = {k.lower(): getattr(args, k.lower()) for k in EXPORT_KNOBS}
     header = zstd22(json.dumps({
@@ -1289,7 +1265,8 @@ def decompress_group(group: dict, blob: bytes) -> bytes:
 def decode_tensor(entry: dict, raw: dict[str, bytes]) -> Tensor:
     shape, numel = entry["shape"], math.prod(entry["shape"])
     if entry["storage"] == "fp16":
-        return torch.from_numpy(np.frombuffer(raw["floats"], np.float16, numel, entry["offset"]).astype(np.float32)).view(shape)
+        values = np.frombuffer(raw["floats"], np.float16, numel, entry["offset"])
+        return torch.from_numpy(values.astype(np.float32)).view(shape)
     if entry["storage"] not in QUANT_LEVELS:
         raise ValueError(f"tensor {entry['name']}: unknown storage {entry['storage']!r}")
     q = np.frombuffer(raw[entry["group"]], np.int8, numel, entry["offset"]).astype(np.float32).reshape(shape[0], -1)
@@ -1305,7 +1282,8 @@ def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     try:
         start = len(ARTIFACT_MAGIC) + 4
         end = start + int.from_bytes(data[len(ARTIFACT_MAGIC) : start], "little")
-        header = json.loads(codec_module("zstd").ZstdDecompressor().decompress(data[start:end], max_output_size=1 << 26))
+        zstd = codec_module("zstd").ZstdDecompressor()
+        header = json.loads(zstd.decompress(data[start:end], max_output_size=1 << 26))
         if header.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ValueError(f"format_version {header.get('format_version')!r}, want {ARTIFACT_FORMAT_VERSION}")
         bounds = np.cumsum([end] + [g["nbytes"] for g in header["groups"]]).tolist()
@@ -1323,26 +1301,10 @@ def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     return header, state
 
 
-def model_from_state(path: Path, config: dict, state: dict[str, Tensor]) -> ByteGPT:
-    try:
-        model = build_model(ModelConfig(**config))
-        model.load_state_dict(state, strict=True)
-    except (TypeError, RuntimeError) as exc:
-        raise RunError(f"{path}: does not fit its model config ({str(exc).splitlines()[0]})") from None
-    return model
-
-
-def load_artifact_model(path: Path) -> tuple[dict, ByteGPT]:
-    header, state = decode_artifact(path)
-    return header, model_from_state(path, header["config"], state)
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
 
 
 # -----------------------------
@@ -1350,8 +1312,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 # -----------------------------
 
 class WeightAverages:
-    """fp32 EMA of the weights (every step) and SWA (mean of snapshots every SWA_EVERY steps once
-    training is past 1 - SWA_LAST_FRAC of its length)."""
+    """fp32 EMA of the weights (every step) and SWA (a snapshot every SWA_EVERY steps in the last SWA_LAST_FRAC)."""
 
     def __init__(self, model: nn.Module, args: Hyperparameters):
         self.params = list(model.parameters())
@@ -1376,14 +1337,6 @@ class WeightAverages:
             found["swa"] = [s / self.swa_count for s in self.swa_sum]
         return found
 
-    def state_dict(self) -> dict:
-        return {"ema": self.ema, "swa_sum": self.swa_sum, "swa_count": self.swa_count}
-
-    def load_state_dict(self, state: dict) -> None:
-        for mine, saved in zip(self.ema + self.swa_sum, state["ema"] + state["swa_sum"]):
-            mine.copy_(saved)
-        self.swa_count = state["swa_count"]
-
 
 @dataclasses.dataclass
 class Progress:
@@ -1392,8 +1345,7 @@ class Progress:
 
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
-    """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or, under a wallclock cap,
-    of the time left at the mean step time so far, whichever ends first."""
+    """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or of the time left, whichever ends first."""
     if args.warmdown_iters <= 0:
         return 1.0
     scale = min(1.0, max(args.iterations - step, 0) / args.warmdown_iters)
@@ -1415,16 +1367,6 @@ def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
 
 
-def check_replicas(rt: Runtime, model: nn.Module) -> None:
-    """Logs whether the ranks ended training with the same weights, as they must (one clock, one LR)."""
-    if rt.distributed:
-        digests = [None] * rt.world_size
-        weights = b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())
-        dist.all_gather_object(digests, hashlib.sha256(weights).hexdigest()[:16])
-        rt.log(f"replicas:{'identical' if len(set(digests)) == 1 else 'DIFFERENT'} weights on {rt.world_size} ranks, "
-               f"sha256 {' '.join(dict.fromkeys(digests))}")
-
-
 class Trainer:
     """One optimizer step = 8 // WORLD_SIZE micro-steps of TRAIN_BATCH_TOKENS / 8 tokens per rank."""
 
@@ -1436,8 +1378,7 @@ class Trainer:
 
     def step(self, step: int, lr_mult: float, aux_weight: float) -> tuple[Tensor, Tensor]:
         """One optimizer step; (mean cross-entropy, mean auxiliary loss) of its micro-batches."""
-        args = self.args
-        losses = torch.zeros(2, device=self.rt.device)
+        args, losses = self.args, torch.zeros(2, device=self.rt.device)
         for micro in range(self.grad_accum):
             if self.rt.distributed:  # all-reduce gradients only on the last micro-step
                 self.train_model.require_backward_grad_sync = micro == self.grad_accum - 1
@@ -1449,9 +1390,8 @@ class Trainer:
         warm = min(step / args.muon_momentum_warmup_steps, 1.0) if args.muon_momentum_warmup_steps > 0 else 1.0
         for group in self.muon.param_groups:
             group["momentum"] = (1 - warm) * args.muon_momentum_warmup_start + warm * args.muon_momentum
-        for opt in self.optimizers:
-            for group in opt.param_groups:
-                group["lr"] = group["base_lr"] * lr_mult
+        for group in (group for opt in self.optimizers for group in opt.param_groups):
+            group["lr"] = group["base_lr"] * lr_mult
         if args.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.grad_clip_norm)
         for opt in self.optimizers:
@@ -1460,12 +1400,10 @@ class Trainer:
         return losses[0], losses[1]
 
     def prime(self) -> None:
-        """WARMUP_STEPS real steps compile and warm every path; weights, optimizer state and data
-        position are then put back, so training starts from the true initialization."""
+        """WARMUP_STEPS real steps compile and warm every path; then weights, optimizers and data are put back."""
         if self.args.warmup_steps <= 0:
             return
-        weights = copy.deepcopy(self.model.state_dict())
-        opt_states = [copy.deepcopy(o.state_dict()) for o in self.optimizers]
+        weights, opt_states = copy.deepcopy((self.model.state_dict(), [o.state_dict() for o in self.optimizers]))
         data_position = self.loader.state()
         for i in range(self.args.warmup_steps):
             self.step(0, 1.0, 0.0)
@@ -1483,8 +1421,7 @@ class Trainer:
                         f"train_time:{elapsed:.0f}ms step_avg:{elapsed / progress.step:.2f}ms{jepa}")
 
     def agree(self, progress: Progress, train_loss: Tensor, aux_loss: Tensor, clock_ms: float) -> tuple[float, float]:
-        """One small all-reduce per step: the rank-mean losses, any non-finite loss, and the ranks' mean clock,
-        which becomes every rank's training time, so the LR, JEPA weight, SWA and stop that follow it agree."""
+        """One all-reduce per step: mean losses, any non-finite loss, and the mean clock that every rank then uses."""
         flags = torch.stack([train_loss.double(), aux_loss.double(), (~torch.isfinite(train_loss)).double(),
                              train_loss.new_tensor(clock_ms, dtype=torch.float64)])
         if self.rt.distributed:
@@ -1495,17 +1432,8 @@ class Trainer:
         progress.training_ms = clock_sum / self.rt.world_size
         return loss_sum / self.rt.world_size, aux_sum / self.rt.world_size
 
-    def checkpoint(self, progress: Progress, averages: WeightAverages) -> None:
-        """Rank 0 writes while the other ranks wait for it: every rank's clock stops for the save."""
-        if self.rt.master:
-            path = Path(self.args.log_dir) / f"{self.args.run_id}.ckpt"
-            optional_module("run_modes").save_checkpoint(path, progress, self, averages)
-        if self.rt.distributed:
-            dist.barrier()
-
     def run(self, progress: Progress, averages: WeightAverages, validate) -> Progress:
-        """Trains until ITERATIONS or the wallclock cap; time spent validating or checkpointing is not
-        training time. A non-finite loss ends the run with the step that produced it."""
+        """Trains until ITERATIONS or the wallclock cap; validating or checkpointing is not training time."""
         args, rt = self.args, self.rt
         cap_ms = 1000 * args.max_wallclock_seconds if args.max_wallclock_seconds > 0 else math.inf
         rt.sync()
@@ -1513,11 +1441,7 @@ class Trainer:
 
         def pause(action) -> None:  # the clock stops while this rank takes part in `action`
             nonlocal t0
-            rt.sync()
-            started = time.perf_counter()
-            action()
-            rt.sync()
-            t0 += time.perf_counter() - started
+            t0 += rt.timed(action)[1] / 1000
 
         while True:
             last = progress.step >= args.iterations or progress.training_ms >= cap_ms
@@ -1540,138 +1464,25 @@ class Trainer:
             self.log_step(progress, *losses, stop)
             if args.checkpoint_every > 0 and (progress.step % args.checkpoint_every == 0 or stop
                                               or progress.step >= args.iterations):
-                pause(lambda: self.checkpoint(progress, averages))
+                pause(lambda: optional_module("run_modes").checkpoint(self, progress, averages))
         if progress.step < args.iterations:
             rt.log(f"stopping_early: wallclock_cap train_time:{progress.training_ms:.0f}ms "
                    f"step:{progress.step}/{args.iterations}")
         return progress
 
 
-# -----------------------------
-# MAIN: TRAIN, EXPORT, SCORE
-# -----------------------------
-
-def code_files(args: Hyperparameters) -> dict[str, bytes]:
-    """The files whose bytes count toward the cap: the script that runs (a packed one holds its sources)
-    and the optional modules its knobs import from disk."""
-    files = {Path(__file__).name: Path(__file__).read_bytes()}
-    run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path)
-    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
-                         ("run_modes", run_modes), ("export_research", args.lqer_rank)):
-        if needed and f"{name}.py" not in PACKED_SOURCES:
-            path = Path(optional_module(name).__file__)
-            files[path.name] = path.read_bytes()
-    return files
-
-
-def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
-    """The log starts with the counted source files, the relevant environment and versions, then one
-    line per knob with where its value came from, so a log alone reproduces its run."""
-    sources = dict(PACKED_SOURCES) or {Path(__file__).name: files[Path(__file__).name].decode()}
-    sources.update({name: code.decode() for name, code in list(files.items())[1:]})  # modules read from disk
-    for i, (name, code) in enumerate(sources.items()):
-        rt.log(code if i == 0 else f"# ---- {name} ----\n{code}", console=False)
-    rt.log("=" * 100, console=False)
-    env = {k: v for k, v in sorted(os.environ.items())
-           if k in KNOB_NAMES or k.startswith(("CUDA", "NCCL", "TORCH", "OMP", "WORLD_SIZE", "LOCAL_"))}
-    rt.log(f"environment:{json.dumps(env)}", console=False)
-    rt.log(f"versions: python {platform.python_version()} torch {torch.__version__} numpy {np.__version__} "
-           f"platform {platform.platform()}", console=False)
-    if rt.master and rt.device.type == "cuda" and shutil.which("nvidia-smi"):
-        rt.log(subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False).stdout, console=False)
-    rt.log("=" * 100, console=False)
-    for name, value in args.items():
-        rt.log(f"knob:{name}={value} ({args.source[name]})", console=False)
-    for warning in args.warnings:
-        rt.log(warning)
-    rt.log(f"recipe:{args.recipe} device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} "
-           f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
-    rt.log(choose_attention(rt))
-    try:
-        export_codecs(args)
-    except RunError as exc:  # said at the start, not only after ten minutes of training
-        rt.log(f"warning: {exc}; without it this run stops where it writes or reads the artifact")
-
-
-class Scorer:
-    """Scores a model on val with the non-overlapping eval (stride = context) and the sliding one."""
-
-    def __init__(self, args: Hyperparameters, rt: Runtime, spec: DataSpec):
-        self.args, self.rt, self.spec = args, rt, spec
-        val = load_eval_stream(spec.val_files, spec.vocab_size)
-        self.val_sha256 = hashlib.sha256(val.tobytes()).hexdigest()
-        self.val = torch.from_numpy(val.astype(np.int32)).to(rt.device)  # on the device once, for every eval
-        self.byte_tables = byte_count_tables(spec, args.tokenizer_path)
-        cap = args.val_sliding_max_tokens
-        self.sliding_val = self.val[:cap] if 0 < cap < val.size else self.val
-        self.coverage = "full" if self.sliding_val.numel() == val.size else f"capped_first_{cap}_of_{val.size}_tokens"
-        rt.log(f"data:{args.data_path} layout:{spec.layout} (from {spec.note}) vocab:{spec.vocab_size} "
-               f"train_shards:{len(spec.train_files)} val_tokens:{val.size} heldout_tokens:{args.heldout_tokens}")
-
-    def hidden_fn(self, model: ByteGPT):
-        return torch.compile(model.hidden, dynamic=False, fullgraph=True) if self.rt.compile else model.hidden
-
-    def evaluate(self, model: ByteGPT, hidden_fn, stream: Tensor, stride: int, score=score_windows) -> EvalResult:
-        model.eval()
-        result = evaluate(model, hidden_fn, stream, self.args.train_seq_len, stride, self.args.eval_batch_seqs,
-                          self.byte_tables, self.rt, score)
-        model.train()
-        return result
-
-    def final_report(self, model: ByteGPT, hidden_fn) -> dict:
-        """The post-quant scores and, with evaluation-time methods on, each method's: THE score is the
-        sliding eval with every method that is on. EVAL_DUMP gets its per-target losses."""
-        result, slide = self.report("final_int6_zstd22_roundtrip", model, hidden_fn)
-        losses = slide.losses
-        if uses_eval_methods(self.args):
-            result["methods"], losses = optional_module("eval_time").score_methods(self, model, hidden_fn, slide)
-            result["score_method"], last = list(result["methods"].items())[-1]
-            result.update(score_bpb=last["val_bpb"], score_val_loss=last["val_loss"])
-        everything = gather_losses(losses, self.rt) if self.args.eval_dump else None
-        if everything is not None:
-            tmp = Path(self.args.eval_dump + ".tmp")
-            with open(tmp, "wb") as f:
-                np.save(f, everything.astype(np.float32))
-            os.replace(tmp, self.args.eval_dump)
-            self.rt.log(f"eval_dump:{self.args.eval_dump} targets:{everything.size} ({result['score_method']})")
-        return result
-
-    def report(self, label: str, model: ByteGPT, hidden_fn) -> tuple[dict, EvalResult]:
-        args, log = self.args, self.rt.log
-        plain = self.evaluate(model, hidden_fn, self.val, args.train_seq_len)
-        log(f"{label} val_loss:{plain.val_loss:.4f} val_bpb:{plain.val_bpb:.4f} eval_time:{plain.eval_ms:.0f}ms")
-        slide = self.evaluate(model, hidden_fn, self.sliding_val, args.val_sliding_stride)
-        log(f"{label}_sliding val_loss:{slide.val_loss:.4f} val_bpb:{slide.val_bpb:.4f} stride:{args.val_sliding_stride} "
-            f"context:{args.train_seq_len} scored_targets:{slide.scored_targets} targets:{slide.targets} "
-            f"coverage:{self.coverage} eval_time:{slide.eval_ms:.0f}ms")
-        return {"val_loss": plain.val_loss, "val_bpb": plain.val_bpb, "sliding_val_loss": slide.val_loss,
-                "sliding_val_bpb": slide.val_bpb, "sliding_scored_targets": slide.scored_targets,
-                "sliding_targets": slide.targets, "val_targets": plain.targets, "val_byte_targets": plain.byte_count,
-                "eval_ms": plain.eval_ms, "sliding_eval_ms": slide.eval_ms, "score_method": "sliding",
-                "score_bpb": slide.val_bpb, "score_val_loss": slide.val_loss}, slide
-
-
-def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
-                         heldout: Tensor) -> tuple[str, dict]:
-    """Picks raw, EMA or SWA weights by BPB on the held-out training slice (never on val)."""
-    candidates = averages.candidates()
-    if heldout.numel() < 2 or len(candidates) == 1:
-        rt.log("final_weights:raw (no held-out slice or no averages to choose among)")
-        return "raw", {}
-    scores = {}
-    with torch.no_grad():
-        for name, tensors in candidates.items():
-            torch._foreach_copy_(averages.params, tensors)
-            scores[name] = scorer.evaluate(model, hidden_fn, heldout, scorer.args.train_seq_len).val_bpb
-        best = min(scores, key=scores.get)
-        torch._foreach_copy_(averages.params, candidates[best])
-    rt.log(f"final_weights:{best} heldout_bpb " + " ".join(f"{k}:{v:.4f}" for k, v in scores.items())
-           + (f" {best}_minus_raw:{scores[best] - scores['raw']:+.4f}" if best != "raw" else ""))
-    return best, scores
+def check_replicas(rt: Runtime, model: nn.Module) -> None:
+    """Logs whether the ranks ended training with the same weights, as they must (one clock, one LR)."""
+    if rt.distributed:
+        digests = [None] * rt.world_size
+        weights = b"".join(p.detach().cpu().numpy().tobytes() for p in model.parameters())
+        dist.all_gather_object(digests, hashlib.sha256(weights).hexdigest()[:16])
+        rt.log(f"replicas:{'identical' if len(set(digests)) == 1 else 'DIFFERENT'} weights on {rt.world_size} ranks, "
+               f"sha256 {' '.join(dict.fromkeys(digests))}")
 
 
 def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT):
-    """Trains `model` in place; returns (progress, weight averages, held-out slice)."""
+    """Trains `model` in place; returns (progress, weight averages, held-out slice, hidden_fn)."""
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if rt.compile else model
     if rt.distributed:
         train_model = DDP(train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
@@ -1698,21 +1509,31 @@ def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, mo
     return progress, averages, stream.heldout(), hidden_fn
 
 
-def timed(rt: Runtime, fn) -> tuple[object, float]:
-    """(fn(), its wall time in ms), the device synchronized before and after."""
-    rt.sync()
-    started = time.perf_counter()
-    result = fn()
-    rt.sync()
-    return result, 1000 * (time.perf_counter() - started)
+def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
+                         heldout: Tensor) -> tuple[str, dict]:
+    """Picks raw, EMA or SWA weights by BPB on the held-out training slice (never on val)."""
+    candidates = averages.candidates()
+    if heldout.numel() < 2 or len(candidates) == 1:
+        rt.log("final_weights:raw (no held-out slice or no averages to choose among)")
+        return "raw", {}
+    scores = {}
+    with torch.no_grad():
+        for name, tensors in candidates.items():
+            torch._foreach_copy_(averages.params, tensors)
+            scores[name] = scorer.evaluate(model, hidden_fn, heldout, scorer.args.train_seq_len).val_bpb
+        best = min(scores, key=scores.get)
+        torch._foreach_copy_(averages.params, candidates[best])
+    rt.log(f"final_weights:{best} heldout_bpb " + " ".join(f"{k}:{v:.4f}" for k, v in scores.items())
+           + (f" {best}_minus_raw:{scores[best] - scores['raw']:+.4f}" if best != "raw" else ""))
+    return best, scores
 
 
-def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT) -> tuple[Hyperparameters, float]:
-    """Calibration reads training data, so its time (one round, timed after a warm-up round, times the rounds)
-    comes off MAX_WALLCLOCK_SECONDS in the knobs training gets."""
+def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec,
+                        model: ByteGPT) -> tuple[Hyperparameters, float]:
+    """Calibration reads training data, so its time (timed rounds) comes off training's MAX_WALLCLOCK_SECONDS."""
     if args.quant != "gptq":
         return args, 0.0
-    round_ms = rt.max_over_ranks([timed(rt, lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1])
+    round_ms = rt.max_over_ranks([rt.timed(lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1])
     reserve_ms, capped = round_ms * calibration_rounds(args, rt), copy.copy(args)
     rt.log(f"gptq_reserve:{reserve_ms:.0f}ms ({calibration_rounds(args, rt)} rounds of {round_ms:.0f}ms)")
     if args.max_wallclock_seconds > 0:
@@ -1720,6 +1541,54 @@ def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec, mode
                 f"GPTQ calibration needs {reserve_ms:.0f}ms > MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS")
         capped.max_wallclock_seconds -= reserve_ms / 1000
     return capped, reserve_ms
+
+
+# -----------------------------
+# MAIN: TRAIN, EXPORT, SCORE
+# -----------------------------
+
+def code_files(args: Hyperparameters) -> dict[str, bytes]:
+    """Counted code: the script that runs (a packed one holds its sources), the optional modules read from disk."""
+    files = {Path(__file__).name: Path(__file__).read_bytes()}
+    run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path or args.eval_only or args.export_only
+                     or args.eval_dump)
+    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
+                         ("run_modes", run_modes), ("export_research", args.lqer_rank)):
+        if needed and f"{name}.py" not in PACKED_SOURCES:
+            path = Path(optional_module(name).__file__)
+            files[path.name] = path.read_bytes()
+    return files
+
+
+def code_sha256(files: dict[str, bytes]) -> str:
+    return hashlib.sha256(files[Path(__file__).name]).hexdigest()
+
+
+def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
+    """Counted sources, environment, versions, then every knob and its origin: a log alone reproduces its run."""
+    sources = dict(PACKED_SOURCES) or {Path(__file__).name: files[Path(__file__).name].decode()}
+    sources.update({name: code.decode() for name, code in list(files.items())[1:]})  # modules read from disk
+    for i, (name, code) in enumerate(sources.items()):
+        rt.log(code if i == 0 else f"# ---- {name} ----\n{code}", console=False)
+    rt.log("=" * 100, console=False)
+    env = {k: v for k, v in sorted(os.environ.items())
+           if k in KNOB_NAMES or k.startswith(("CUDA", "NCCL", "TORCH", "OMP", "WORLD_SIZE", "LOCAL_"))}
+    rt.log(f"environment:{json.dumps(env)}", console=False)
+    rt.log(f"versions: python {platform.python_version()} torch {torch.__version__} numpy {np.__version__} "
+           f"platform {platform.platform()}", console=False)
+    if rt.master and rt.device.type == "cuda" and shutil.which("nvidia-smi"):
+        rt.log(subprocess.run(["nvidia-smi"], capture_output=True, text=True, check=False).stdout, console=False)
+    rt.log("=" * 100, console=False)
+    rt.log("\n".join(f"knob:{name}={value} ({args.source[name]})" for name, value in args.items()), console=False)
+    for warning in args.warnings:
+        rt.log(warning)
+    rt.log(f"recipe:{args.recipe} device:{rt.device.type} name:{device_name(rt)} world_size:{rt.world_size} "
+           f"grad_accum_steps:{8 // rt.world_size} bf16:{rt.bf16} compile:{rt.compile}")
+    rt.log(choose_attention(rt))
+    try:
+        export_codecs(args)
+    except RunError as exc:  # said at the start, not only after ten minutes of training
+        rt.log(f"warning: {exc}; without it this run stops where it writes or reads the artifact")
 
 
 def eval_context(args: Hyperparameters) -> dict:
@@ -1740,15 +1609,14 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
     hessians, calibration_ms = {}, 0.0
     if args.quant == "gptq":
         rounds = calibration_rounds(args, rt)
-        hessians, calibration_ms = timed(rt, lambda: calibrate(args, rt, spec, model, rounds))
+        hessians, calibration_ms = rt.timed(lambda: calibrate(args, rt, spec, model, rounds))
         over = " OVER_RESERVE" if 0 < reserve_ms < calibration_ms and args.max_wallclock_seconds > 0 else ""
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
                f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
-    artifact = Path(args.log_dir) / f"{args.run_id}.int6.ptz"
-    code_sha256 = hashlib.sha256(files[Path(__file__).name]).hexdigest()
-    encode = lambda: encode_artifact(model.state_dict(), model.cfg, spec.layout, code_sha256, eval_context(args),  # noqa: E731
-                                     args, hessians)
-    export_ms = timed(rt, lambda: write_atomic(artifact, encode()))[1] if rt.master else 0.0
+    artifact, context = Path(args.log_dir) / f"{args.run_id}.int6.ptz", eval_context(args)
+    write = lambda: write_atomic(artifact, encode_artifact(model.state_dict(), model.cfg, spec.layout,  # noqa: E731
+                                                           code_sha256(files), context, args, hessians))
+    export_ms = rt.timed(write)[1] if rt.master else 0.0
     if rt.distributed:
         dist.barrier()
     header, state = decode_artifact(artifact)
@@ -1765,8 +1633,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
     scorer = Scorer(args, rt, spec)
     torch.manual_seed(args.seed)
     model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
-    for line in size_report(model, sum(map(len, files.values())), args.embed_bits):
-        rt.log(line)
+    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits)))
     capped, reserve_ms = reserve_calibration(args, rt, spec, model)
     progress, averages, heldout, hidden_fn = train(capped, rt, spec, scorer, model)
     chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
@@ -1779,57 +1646,9 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
             "heldout_bpb": heldout_scores, "pre_quant": pre_quant, **exported}
 
 
-def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes], path: Path,
-                       kind: str, saved: dict, model: ByteGPT) -> Scorer:
-    """Checks the data, takes the saved context and stride unless set in the environment."""
-    require(saved["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
-            f"{path}: {kind} is for {saved['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
-            f"{spec.layout} (vocab {spec.vocab_size})")
-    for knob, key in (("TRAIN_SEQ_LEN", "context"), ("VAL_SLIDING_STRIDE", "stride")):  # the run's own, unless set
-        if args.source[knob] != "env" and key in saved["eval"]:
-            setattr(args, knob.lower(), saved["eval"][key])
-    rt.log(f"eval_context:{args.train_seq_len} ({args.source['TRAIN_SEQ_LEN']}) stride:{args.val_sliding_stride} "
-           f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
-    scorer = Scorer(args, rt, spec)
-    model.to(rt.device)
-    for line in size_report(model, sum(map(len, files.values())), args.embed_bits):
-        rt.log(line)
-    return scorer
-
-
-def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
-    artifact = Path(args.eval_only)
-    require(artifact.is_file(), f"EVAL_ONLY {artifact}: no such file")
-    header, model = load_artifact_model(artifact)
-    if header["code_sha256"] != hashlib.sha256(files[Path(__file__).name]).hexdigest():
-        rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
-    scorer = saved_model_scorer(args, rt, spec, files, artifact, "artifact", header, model)
-    post_quant = scorer.final_report(model, scorer.hidden_fn(model))
-    return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
-            "val_sha256": scorer.val_sha256}
-
-
-def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
-    path = Path(args.export_only)
-    require(zipfile.is_zipfile(path), f"EXPORT_ONLY {path}: no such file, or not one that torch.save wrote")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)  # no code runs from the file
-        config, state = saved["config"], saved["model"]
-    except Exception as exc:  # whatever a malformed file makes the unpickler raise
-        raise RunError(f"EXPORT_ONLY {path}: not a final-weights file ({type(exc).__name__})") from None
-    model = model_from_state(path, config, state)
-    scorer = saved_model_scorer(args, rt, spec, files, path, "checkpoint", saved, model)
-    hidden_fn = scorer.hidden_fn(model)
-    pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    return {"export_only": str(path), "pre_quant": pre_quant,
-            **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
-            "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
-
-
 def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, files: dict[str, bytes]) -> int:
     """Size verdict, the final lines and the JSON summary; the exit status."""
-    code_bytes = sum(map(len, files.values()))
-    artifact_bytes = Path(result["artifact"]).stat().st_size
+    code_bytes, artifact_bytes = sum(map(len, files.values())), Path(result["artifact"]).stat().st_size
     total = artifact_bytes + code_bytes
     under_cap = total <= SIZE_CAP_BYTES
     sizes = ", ".join(f"{k} {len(v)}" for k, v in files.items())
@@ -1842,8 +1661,9 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
            f"sliding_val_bpb:{post['sliding_val_bpb']:.8f}")
     if not under_cap:
-        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code {code_bytes:,})"
-               + ("; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"))
+        accept = "; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"
+        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code "
+               f"{code_bytes:,}){accept}")
     private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "EXPORT_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
     coverage = result.pop("coverage", None) or "full"
     summary = {"run_id": args.run_id, "seed": args.seed, "recipe": args.recipe, "layout": spec.layout,
@@ -1851,14 +1671,13 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, fil
                "iterations": args.iterations, **result, "sliding_stride": args.val_sliding_stride,
                "context": args.train_seq_len, "sliding_full_coverage": coverage == "full",
                "artifact_bytes": artifact_bytes, "code_bytes": code_bytes, "total_bytes": total,
-               "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap,
-               "code_sha256": hashlib.sha256(files[Path(__file__).name]).hexdigest(),
+               "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap, "code_sha256": code_sha256(files),
                "config": {name: value for name, value in args.items() if name not in private}}
     scope = "all of val" if coverage == "full" else f"a capped val ({coverage}): NOT a full-val score"
     methods = "" if post["score_method"] == "sliding" else f" + {post['score_method']}"
     rt.log(f"score: {post['score_bpb']:.8f} BPB (post-quant sliding window{methods} on {scope}, "
-           f"{post['sliding_scored_targets']:,} targets, stride {args.val_sliding_stride}, context {args.train_seq_len}); "
-           f"log: {rt.log_path}")
+           f"{post['sliding_scored_targets']:,} targets, stride {args.val_sliding_stride}, "
+           f"context {args.train_seq_len}); log: {rt.log_path}")
     rt.log("final_summary:" + json.dumps(summary), console=False)  # the log's last line
     return 0 if under_cap or args.allow_over_cap else 1
 
@@ -1873,7 +1692,8 @@ def main() -> int:
         files = code_files(args)
         log_header(rt, args, files)
         spec = resolve_data(args)
-        mode = eval_only if args.eval_only else export_only if args.export_only else train_and_export
+        mode = (getattr(optional_module("run_modes"), "eval_only" if args.eval_only else "export_only")
+                if args.eval_only or args.export_only else train_and_export)
         result = mode(args, rt, spec, files)
         return finish(args, rt, spec, result, files)
     except KeyboardInterrupt:
@@ -1885,9 +1705,8 @@ def main() -> int:
 
 
 def leave_process(exit_code: int) -> None:
-    """Exit; under torch.distributed without finalizing the interpreter: a gloo worker thread may still be
-    releasing its last collective's tensors, which needs the GIL, and if the interpreter is finalizing by
-    then the process aborts (SIGABRT). Every file is written and closed by now."""
+    """Exit; under torch.distributed without finalizing the interpreter, as a gloo thread still releasing its last
+    collective's tensors needs the GIL and would abort a finalizing process (SIGABRT). All files are closed."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
         sys.stdout.flush()

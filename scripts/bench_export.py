@@ -35,6 +35,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+import run_modes  # noqa: E402
 import train_byte_model as tbm  # noqa: E402
 from convert_to_bytes import write_shard  # noqa: E402
 from demo_data import build_demo_data  # noqa: E402
@@ -112,7 +113,7 @@ def measure(final: Path, knobs: dict[str, str], data: Path, grid: list[dict], ev
     rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=False)
     spec = tbm.resolve_data(base)
     saved = torch.load(final, map_location="cpu", weights_only=True)
-    model = tbm.model_from_state(final, saved["config"], saved["model"])
+    model = run_modes.model_from_state(final, saved["config"], saved["model"])
     params = sum(p.numel() for p in model.parameters())
     scorer = tbm.Scorer(base, rt, spec) if evaluate else None
     score = lambda: scorer.evaluate(model, model.hidden, scorer.sliding_val, base.val_sliding_stride).val_bpb  # noqa: E731

@@ -9,6 +9,7 @@ import pytest
 import torch
 import zstandard
 
+import run_modes
 import train_byte_model as tbm
 from helpers import TINY_ENV, make_byte_dataset, run_trainer
 from test_model import randomized, tiny_config
@@ -43,7 +44,7 @@ def test_round_trip_equals_the_dequantized_weights(tmp_path, codec):
             inside = original.abs() <= clip
             assert ((expected - original).abs() <= scale.float()[:, None] / 2 + 1e-7)[inside].all()
         assert torch.equal(state[name], expected), name
-    rebuilt_header, rebuilt = tbm.load_artifact_model(path)
+    rebuilt_header, rebuilt = run_modes.load_artifact_model(path)
     assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in state.items())
 
 
@@ -75,7 +76,7 @@ def test_pickle_payload_is_refused_without_running_it(tmp_path, wrapping):
     path = tmp_path / "evil.ptz"
     path.write_bytes(data)
     with pytest.raises(tbm.RunError, match="evil.ptz"):
-        tbm.load_artifact_model(path)
+        run_modes.load_artifact_model(path)
     assert not victim.exists()
 
 
@@ -120,7 +121,7 @@ def test_tampered_artifact_is_a_clear_error(tmp_path, kind, message):
     bad = tmp_path / f"{kind}.ptz"
     bad.write_bytes(tampered(kind, good.read_bytes()))
     with pytest.raises(tbm.RunError, match=message) as info:
-        tbm.load_artifact_model(bad)
+        run_modes.load_artifact_model(bad)
     assert str(bad) in str(info.value) and "\n" not in str(info.value)
 
 

@@ -11,6 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import eval_time
+import run_modes
 import train_byte_model as tbm
 from helpers import TINY_ENV, make_byte_dataset, run_trainer, write_shard
 from test_model import randomized, tiny_config
@@ -48,7 +49,7 @@ def eval_only_dumps(rank: int, world_size: int, runs: list, artifact: str, knobs
     results = []
     for data, dump in runs:
         args = tbm.Hyperparameters({"DATA_PATH": str(data), "EVAL_ONLY": artifact, "EVAL_DUMP": str(dump), **knobs})
-        results.append(tbm.eval_only(args, rt, tbm.resolve_data(args), tbm.code_files(args))["post_quant"])
+        results.append(run_modes.eval_only(args, rt, tbm.resolve_data(args), tbm.code_files(args))["post_quant"])
     return results
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 import research_options as ro
+import run_modes
 import train_byte_model as tbm
 from helpers import REPO, TINY_ENV, TRAINER, final_summary, log_lines, make_byte_dataset, run_trainer
 from test_model import assert_causal, randomized, tiny_config
@@ -146,7 +147,7 @@ def test_artifact_round_trip_rebuilds_the_research_model(tmp_path):
     model = randomized(tbm.build_model(cfg))
     path = tmp_path / "model.int6.ptz"
     path.write_bytes(tbm.encode_artifact(model.state_dict(), cfg, "byte260", "sha"))
-    header, loaded = tbm.load_artifact_model(path)
+    header, loaded = run_modes.load_artifact_model(path)
     assert type(loaded) is ro.PatchedByteGPT and loaded.cfg == cfg
     model.load_state_dict(tbm.decode_artifact(path)[1])
     ids = torch.randint(4, 260, (2, 16))
@@ -200,7 +201,7 @@ def test_trainer_runs_scores_exports_and_reloads(option, dataset, tmp_path):
     assert any(f"research_options.py {module_bytes}" in line for line in lines)
     post = summary["post_quant"]
     assert post["sliding_scored_targets"] == post["val_targets"] and 0 < post["sliding_val_bpb"] < 8
-    header, model = tbm.load_artifact_model(tmp_path / f"{option}.int6.ptz")
+    header, model = run_modes.load_artifact_model(tmp_path / f"{option}.int6.ptz")
     assert model.cfg == tbm.ModelConfig.from_hparams(tbm.Hyperparameters(env), 260)
     if option == "patch4_causal_conv":  # EVAL_ONLY rebuilds the research model and scores it identically
         rescore = run_trainer({**env, "RUN_ID": "rescore", "EVAL_ONLY": str(tmp_path / f"{option}.int6.ptz")}, tmp_path)
