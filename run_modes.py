@@ -98,7 +98,7 @@ def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files
            f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
     scorer = Scorer(args, rt, spec)
     model.to(rt.device)
-    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits)))
+    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits, args.quant_clip)))
     return scorer
 
 

@@ -1022,8 +1022,14 @@ CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
 EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
 EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPTQ_DAMP", "GPTQ_CALIB_TOKENS",
                 "LQER_RANK")
-# Compressed bits per stored value, for the start-up size projection (int6+zstd on trained weights).
+# Compressed bits per stored value for the size projection; int6: PR #832's at max clip, a Gaussian at std:K.
 PROJECTED_BITS = {"int6": 4.5, "int7": 6.0, "int8": 7.0, "fp16": 15.0}
+
+
+def projected_bits(storage: str, clip: str) -> float:
+    if storage != "int6" or clip == "max":
+        return PROJECTED_BITS[storage]
+    return min(PROJECTED_BITS["int6"], 0.5 * math.log2(2 * math.pi * math.e) + math.log2(31 / float(clip[4:])) + 0.15)
 
 
 def codec_module(codec: str):
@@ -1058,18 +1064,19 @@ def component(model: nn.Module, name: str) -> str:
     return f"blocks.{parts[2]}" if len(parts) > 3 else "blocks.scales"
 
 
-def size_report(model: nn.Module, code_bytes: int, embed_bits: int = 8) -> list[str]:
+def size_report(model: nn.Module, code_bytes: int, embed_bits: int = 8, clip: str = "max") -> list[str]:
     """Parameters, storage and projected artifact bytes per component, then the projected total."""
     groups = collections.defaultdict(lambda: [0, set(), 0.0])  # parameters, storages, compressed bits
     for name, p in model.named_parameters():
         storage, group = storage_for(name, p, embed_bits), groups[component(model, name)]
-        group[0], group[2] = group[0] + p.numel(), group[2] + p.numel() * PROJECTED_BITS[storage]
+        group[0], group[2] = group[0] + p.numel(), group[2] + p.numel() * projected_bits(storage, clip)
         group[1].add(storage)
     projected = int(sum(g[2] for g in groups.values()) / 8) + code_bytes
     lines = [f"model_params:{sum(g[0] for g in groups.values())}"]
     lines += [f"  params.{key}:{n} storage:{'+'.join(sorted(s))} projected_bytes:{int(bits / 8)}"
               for key, (n, s, bits) in groups.items()]
-    lines.append(f"projected_total_bytes:{projected} (compressed bits per value {PROJECTED_BITS}, "
+    bits = {k: round(projected_bits(k, clip), 2) for k in PROJECTED_BITS}
+    lines.append(f"projected_total_bytes:{projected} (compressed bits per value {bits} at QUANT_CLIP={clip}, "
                  f"code {code_bytes}; cap {SIZE_CAP_BYTES})")
     if projected > SIZE_CAP_BYTES:
         lines.append(f"WARNING: projected total {projected:,} bytes exceeds the {SIZE_CAP_BYTES:,}-byte cap")
@@ -1132,9 +1139,8 @@ def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one traini
 
 @torch.no_grad()
 def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
-    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs over `rounds` rounds of training data (never
-    val), summed over ranks. The tied embedding's x are the head's inputs (as a lookup its Hessian is diagonal:
-    nothing for GPTQ's feedback); the bigram table's is P^T P of its projection P (its error as the model sees it)."""
+    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs on `rounds` rounds of training data (never
+    val), over ranks; the tied embedding's x are the head's inputs, the bigram table's is P^T P of its projection."""
     quantized = lambda name, t: storage_for(name, t) != "fp16"  # noqa: E731
     hessians = {}
 
@@ -1633,7 +1639,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
     scorer = Scorer(args, rt, spec)
     torch.manual_seed(args.seed)
     model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
-    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits)))
+    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits, args.quant_clip)))
     capped, reserve_ms = reserve_calibration(args, rt, spec, model)
     progress, averages, heldout, hidden_fn = train(capped, rt, spec, scorer, model)
     chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
@@ -1705,8 +1711,7 @@ def main() -> int:
 
 
 def leave_process(exit_code: int) -> None:
-    """Exit; under torch.distributed without finalizing the interpreter, as a gloo thread still releasing its last
-    collective's tensors needs the GIL and would abort a finalizing process (SIGABRT). All files are closed."""
+    """Exit, under torch.distributed without finalizing: a gloo thread freeing its last tensors aborts it."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
         sys.stdout.flush()
