@@ -280,9 +280,10 @@ def ppm_probabilities(ids: np.ndarray, order: int, vocab: int, start: int = 1) -
         table.grow(rehash, vocab, ctx)
 
 
-def compile_ppm(order: int, vocab: int) -> None:
-    """Compile every kernel (rehash runs only when a table fills) so that timings measure the work alone."""
-    ppm_probabilities(np.arange(4), order, vocab)
+def compile_ppm(order: int, vocab: int, dtype=np.int64) -> None:
+    """Compile every kernel for ids of `dtype` (numba compiles once per type; rehash runs only when a table
+    fills) so that timings measure the work alone."""
+    ppm_probabilities(np.arange(4, dtype=dtype), order, vocab)
     run, rehash, mix = _kernels()
     _Table(1).grow(rehash, vocab, np.full(order + 1, EMPTY, np.int64))
     mix_adaptive(np.full(1, 0.5), np.full(1, 0.5), np.zeros(1, np.int8), 0.0, 0.5)
@@ -450,11 +451,11 @@ def mixed_result(losses: Tensor, plain, rt, seconds: float) -> dict:
 
 def ppm_mixtures(scorer, bases: dict, args, rt) -> tuple[dict, dict, float]:
     """Each base evaluation's losses mixed with the PPM-D; (results, mixed losses, PPM seconds)."""
-    compile_ppm(args.ppm_order, scorer.spec.vocab_size)
-    started = time.perf_counter()
     plain = bases[""]
     first, count = plain.first_target, plain.losses.numel()
     ids = scorer.sliding_val[: first + count].cpu().numpy()
+    compile_ppm(args.ppm_order, scorer.spec.vocab_size, ids.dtype)
+    started = time.perf_counter()
     p_ppm, bucket = ppm_probabilities(ids, args.ppm_order, scorer.spec.vocab_size, start=first)
     ppm_seconds = time.perf_counter() - started
     results, mixed_losses = {}, {}
