@@ -330,11 +330,13 @@ BOS_ID = 1  # byte260 and sp1024 put id 1 before every document
 
 
 class LowRankDelta(nn.Module):
-    """Parametrization W -> W + B A (B starts at zero, so the model starts as the artifact's)."""
+    """Parametrization W -> W + B A (B starts at zero, so the model starts as the artifact's). A comes from a
+    fixed-seed generator: the score depends on the artifact and the text only, the same on every run."""
 
-    def __init__(self, weight: Tensor, rank: int):
+    def __init__(self, weight: Tensor, rank: int, generator: torch.Generator):
         super().__init__()
-        self.a = nn.Parameter(torch.randn(rank, weight.size(1), device=weight.device) / weight.size(1) ** 0.5)
+        a = torch.randn(rank, weight.size(1), generator=generator) / weight.size(1) ** 0.5
+        self.a = nn.Parameter(a.to(weight.device))
         self.b = nn.Parameter(torch.zeros(weight.size(0), rank, device=weight.device))
 
     def forward(self, weight: Tensor) -> Tensor:
@@ -348,8 +350,9 @@ def attach_adapted(model: nn.Module, what: str, rank: int) -> list[Tensor]:
         p.requires_grad_(False)
     if what == "lora":
         linears = [m for m in model.blocks.modules() if isinstance(m, CastedLinear)]
+        generator = torch.Generator().manual_seed(0)
         for m in linears:
-            parametrize.register_parametrization(m, "weight", LowRankDelta(m.weight, rank))
+            parametrize.register_parametrization(m, "weight", LowRankDelta(m.weight, rank, generator))
         adapted = [p for m in linears for p in m.parametrizations.weight[0].parameters()]
     else:
         adapted = [p for name, p in model.named_parameters()

@@ -124,3 +124,15 @@ def test_ttt_adapts_only_what_it_says_and_leaves_the_artifact_weights(what):
     eval_time.detach_adapted(model, saved, adapted, what)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_lora_factors_are_the_same_on_every_run():
+    """The score may depend only on the artifact and the text: LoRA's random A comes from a fixed seed."""
+    model = randomized(tbm.ByteGPT(tiny_config()))
+    factors = []
+    for _ in range(2):
+        torch.manual_seed(len(factors))  # a different global RNG state each time
+        adapted = eval_time.attach_adapted(model, "lora", rank=2)
+        factors.append([p.detach().clone() for p in adapted])
+        eval_time.detach_adapted(model, [p.detach().clone() for p in adapted], adapted, "lora")
+    assert all(torch.equal(a, b) for a, b in zip(*factors))
