@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from demo import demo_knobs  # noqa: E402
 from demo_data import build_demo_data  # noqa: E402
+from bench_common import emit, run_trainer  # noqa: E402
 
 TTT = {"TTT_STEPS": "1", "TTT_CHUNK_TOKENS": "4096", "TTT_LR": "0.003"}
 PPM = {"PPM_ORDER": "5"}
@@ -32,15 +32,6 @@ SCORINGS = {  # name -> knobs of one EVAL_ONLY run; its summary gives each metho
     "ttt lora": {**TTT, "TTT_PARAMS": "lora", "TTT_LR": "0.001"},
     "ppm fixed 0.1": {**PPM, "PPM_WEIGHT": "0.1"},
 }
-
-
-def run(env: dict[str, str], log_dir: Path, run_id: str) -> tuple[dict, list[str]]:
-    proc = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **env, "LOG_DIR": str(log_dir), "RUN_ID": run_id})
-    if proc.returncode != 0:
-        raise SystemExit(f"{run_id} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    log = (log_dir / f"{run_id}.txt").read_text().split("=" * 100 + "\n")[-1].splitlines()
-    return json.loads(log[-1].removeprefix("final_summary:")), log
 
 
 def main() -> None:
@@ -53,11 +44,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = Path(tmp)
         for steps in (a.steps // 4, a.steps // 2, a.steps):
-            trained, _ = run({**demo_knobs("frontier", steps), "DATA_PATH": data}, log_dir, f"train{steps}")
+            trained, _ = run_trainer({**demo_knobs("frontier", steps), "DATA_PATH": data}, log_dir, f"train{steps}")
             plain = trained["post_quant"]
             row = {"steps": steps, "plain": plain["sliding_val_bpb"], "plain_s": plain["sliding_eval_ms"] / 1000}
             for i, (name, knobs) in enumerate(SCORINGS.items()):
-                summary, log = run({"DATA_PATH": data, "EVAL_ONLY": trained["artifact"], **knobs}, log_dir, f"s{steps}_{i}")
+                summary, log = run_trainer({"DATA_PATH": data, "EVAL_ONLY": trained["artifact"], **knobs}, log_dir, f"s{steps}_{i}")
                 for method, result in summary["post_quant"]["methods"].items():
                     row[f"{name}:{method}"] = result
                 projected = next(line for line in log if line.startswith("projected_eval_8xH100"))
@@ -78,10 +69,7 @@ def main() -> None:
         lines.append(f"| {row['steps']} | {row['plain']:.4f} ({row['plain_s']:.1f}) | " + " | ".join(cells)
                      + f" | {row['ttt scalars + ppm adaptive:ppm']['ppm_ids_per_s'] / 1e6:.2f} | "
                      f"{row['ttt scalars + ppm adaptive:projected']} |")
-    table = "\n".join(lines)
-    print(table)
-    if a.out:
-        a.out.write_text(table + "\n")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,7 @@ is a reason to look for a bug, not a verdict.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from demo import demo_knobs  # noqa: E402
 from demo_data import build_demo_data  # noqa: E402
+from bench_common import emit, last_run, run_trainer  # noqa: E402
 
 RECIPES = ("frontier", "pr832", "pr705")
 
@@ -35,25 +34,14 @@ def train(recipe: str, seed: int, steps: int, seconds: float, data: Path, log_di
     """One run of `steps` steps, or capped at `seconds` (then its schedule assumes 0.5 s per step); its summary."""
     run_id = f"{recipe}_seed{seed}"
     knobs = {**demo_knobs(recipe, steps=int(seconds / 0.5) if seconds else steps), "VAL_LOSS_EVERY": "0",
-             "SEED": str(seed), "DATA_PATH": str(data), "LOG_DIR": str(log_dir), "RUN_ID": run_id}
+             "SEED": str(seed), "DATA_PATH": str(data)}
     if seconds:
         knobs.update(ITERATIONS="100000", MAX_WALLCLOCK_SECONDS=str(seconds))
     log_path = log_dir / f"{run_id}.txt"
     if log_path.is_file() and log_path.read_text().splitlines()[-1].startswith("final_summary:"):
         print(f"{run_id}: reusing the finished run in {log_path}", file=sys.stderr)
-        return summary_of(log_path)
-    proc = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], env={**os.environ, **knobs}, cwd=REPO,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{run_id} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    return summary_of(log_path)
-
-
-def summary_of(log_path: Path) -> dict:
-    log = log_path.read_text().splitlines()
-    summary = json.loads(log[-1].removeprefix("final_summary:"))
-    summary["params"] = next(int(line.split(":")[1]) for line in log if line.startswith("model_params:"))
-    return summary
+        return last_run(log_path)[0]
+    return run_trainer(knobs, log_dir, run_id)[0]
 
 
 def mean_std(values: list[float], digits: int = 4) -> str:
@@ -95,10 +83,7 @@ def main() -> None:
         lines.append(f"| {r} | {runs[r][0]['params']:,} | {np.mean([s['steps'] for s in runs[r]]):.0f} | "
                      f"{np.mean([s['step_avg_ms'] for s in runs[r]]):.0f} | {mean_std(pre[r])} | {mean_std(bpb[r])} | "
                      f"{'—' if r == base else mean_std(diffs)} |")
-    table = "\n".join(lines)
-    print(table)
-    if a.out:
-        a.out.write_text(table + "\n")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

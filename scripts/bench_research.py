@@ -11,9 +11,7 @@ builds) the demo dataset, data/demo/bytes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from demo import DEMO_KNOBS  # noqa: E402
 from demo_data import build_demo_data  # noqa: E402
+from bench_common import emit, run_trainer  # noqa: E402
 
 VARIANTS = {  # name -> knobs on top of the demo's
     "attention AAAA": {},
@@ -38,18 +37,12 @@ VARIANTS = {  # name -> knobs on top of the demo's
 
 
 def run_variant(knobs: dict[str, str], data: Path, steps: int, log_dir: Path, run_id: str) -> dict:
-    env = {**os.environ, **DEMO_KNOBS, "DATA_PATH": str(data), "LOG_DIR": str(log_dir), "RUN_ID": run_id,
+    env = {**DEMO_KNOBS, "DATA_PATH": str(data),
            "ITERATIONS": str(steps), "WARMDOWN_ITERS": str(steps), "MAX_WALLCLOCK_SECONDS": "0", "EMA_DECAY": "0",
            "SWA_EVERY": "0", "VAL_SLIDING_STRIDE": DEMO_KNOBS["TRAIN_SEQ_LEN"], "TRAIN_LOG_EVERY": "0",
            "USE_COMPILE": "0", "BF16": "0", "SEED": "1337", **knobs}
-    proc = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], env=env, cwd=REPO,
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"{run_id} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    log = (log_dir / f"{run_id}.txt").read_text().split("=" * 100 + "\n")[-1].splitlines()
-    summary = json.loads(log[-1].removeprefix("final_summary:"))
-    params = next(int(line.removeprefix("model_params:")) for line in log if line.startswith("model_params:"))
-    return {"params": params, "step_ms": summary["step_avg_ms"], "bpb": summary["pre_quant"]["val_bpb"],
+    summary, _ = run_trainer(env, log_dir, run_id)
+    return {"params": summary["params"], "step_ms": summary["step_avg_ms"], "bpb": summary["pre_quant"]["val_bpb"],
             "int6_bpb": summary["post_quant"]["val_bpb"]}
 
 
@@ -79,10 +72,7 @@ def main() -> None:
         r, knobs = results[name], " ".join(f"{k}={v}" for k, v in VARIANTS[name].items()) or "(defaults)"
         lines.append(f"| {name} | {knobs} | {r['params']:,} | {r['step_ms']:.0f} | {r['step_ms'] / base['step_ms']:.2f}x "
                      f"| {r['bpb']:.4f} | {r['bpb'] - base['bpb']:+.4f} | {r['int6_bpb']:.4f} |")
-    table = "\n".join(lines)
-    print(table)
-    if a.out:
-        a.out.write_text(table + "\n")
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":
