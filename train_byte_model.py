@@ -9,7 +9,7 @@ evaluation, int6 artifact. Knobs are environment variables; RECIPE picks a publi
 from __future__ import annotations
 
 import collections
-import concurrent.futures
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -334,6 +334,18 @@ class Runtime:
         return t.item()
 
 
+@contextlib.contextmanager
+def full_fp32(device_type: str):
+    """fp32 matmuls as written (GPTQ's Hessian sums and error feedback): autocast off, and no TF32 on a GPU, whose
+    10-bit mantissa the run otherwise allows for speed."""
+    tf32, torch.backends.cuda.matmul.allow_tf32 = torch.backends.cuda.matmul.allow_tf32, False
+    try:
+        with torch.autocast(device_type, enabled=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+
+
 def setup_runtime(args: Hyperparameters) -> Runtime:
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     require(world_size >= 1 and 8 % world_size == 0,
@@ -418,29 +430,36 @@ def resolve_data(args: Hyperparameters) -> DataSpec:
     return DataSpec(layout, vocab, train, val, note)
 
 
+def map_shard(path: Path) -> np.ndarray:
+    """A shard's ids, memory-mapped: only the pages a reader touches are read (the OS reads ahead)."""
+    count = shard_length(path)
+    return np.memmap(path, "<u2", "r", 4 * SHARD_HEADER_INTS, (count,)) if count else np.zeros(0, "<u2")
+
+
 class TokenStream:
-    """Shards in order, wrapping around, but for the last `holdout` ids; the next shard is read in the background."""
+    """Shards in order, wrapping around, but for the last `holdout` ids; ids are checked as they are taken.
+    Memory-mapped: a stream made for a few batches (GPTQ calibration) reads only those, and leaves no thread."""
 
     def __init__(self, files: list[Path], vocab_size: int, holdout: int = 0):
         self.files, self.vocab_size, self.holdout = files, vocab_size, holdout
-        self.file_idx, self.pos, self.tokens = 0, 0, self._load(0)
-        self.reader = concurrent.futures.ThreadPoolExecutor(1)
-        self.prefetch(1 % len(files))
+        self.file_idx, self.pos, self.tokens = 0, 0, self._open(0)
 
-    def prefetch(self, idx: int) -> None:
-        self.next_idx, self.next_tokens = idx, self.reader.submit(self._load, idx)
-
-    def _load(self, idx: int) -> np.ndarray:
-        ids = load_shard(self.files[idx], self.vocab_size)
+    def _open(self, idx: int) -> np.ndarray:
+        ids = map_shard(self.files[idx])
         if idx == len(self.files) - 1 and self.holdout:
             require(ids.size > self.holdout,
                     f"{self.files[idx]}: {ids.size} ids, too few to hold out HELDOUT_TOKENS={self.holdout}")
             ids = ids[: ids.size - self.holdout]
         return ids
 
+    def checked(self, ids: np.ndarray, file_idx: int) -> np.ndarray:
+        top = int(ids.max(initial=0))
+        require(top < self.vocab_size, f"{self.files[file_idx]}: id {top} >= vocab size {self.vocab_size}")
+        return ids
+
     def heldout(self) -> Tensor:
-        ids = load_shard(self.files[-1], self.vocab_size)[-self.holdout:] if self.holdout else np.zeros(0)
-        return torch.from_numpy(ids.astype(np.int32))
+        ids = map_shard(self.files[-1])[-self.holdout:] if self.holdout else np.zeros(0, "<u2")
+        return torch.from_numpy(self.checked(np.array(ids), -1).astype(np.int32))
 
     def take(self, n: int) -> np.ndarray:
         chunks = []
@@ -449,15 +468,13 @@ class TokenStream:
                 self.seek((self.file_idx + 1) % len(self.files), 0)
                 continue
             k = min(n, self.tokens.size - self.pos)
-            chunks.append(self.tokens[self.pos : self.pos + k])
+            chunks.append(self.checked(np.array(self.tokens[self.pos : self.pos + k]), self.file_idx))
             self.pos, n = self.pos + k, n - k
         return np.concatenate(chunks)
 
     def seek(self, file_idx: int, pos: int) -> None:
         if file_idx != self.file_idx:
-            ready = file_idx == self.next_idx
-            self.file_idx, self.tokens = file_idx, self.next_tokens.result() if ready else self._load(file_idx)
-            self.prefetch((file_idx + 1) % len(self.files))
+            self.file_idx, self.tokens = file_idx, self._open(file_idx)
         self.pos = pos
 
 
@@ -574,6 +591,8 @@ def exclude_own_value(y: Tensor, v: Tensor) -> Tensor:
 
 
 class CausalSelfAttention(nn.Module):
+    fused_input_weights = ("c_q.weight", "c_k.weight", "c_v.weight")  # one matmul on the block's input (GPTQ reads it)
+
     def __init__(self, cfg: ModelConfig, layer: int):
         super().__init__()
         self.num_heads, self.num_kv_heads = cfg.num_heads, cfg.num_kv_heads
@@ -665,14 +684,13 @@ class BigramHash(nn.Module):
         return self.proj(self.embed(self.bucket_ids(ids)))
 
 
-SIGREG_KNOTS, SIGREG_PROJECTIONS = torch.linspace(0.2, 3.0, 17), 256
+SIGREG_KNOTS, SIGREG_PROJECTIONS = (0.2, 3.0, 17), 256  # linspace of the knots t; random directions
 
 
-def sigreg(z: Tensor, directions: Tensor) -> Tensor:
+def sigreg(z: Tensor, directions: Tensor, t: Tensor) -> Tensor:
     """Epps-Pulley statistic of standardized latents against N(0, 1) along fixed random directions:
-    the squared distance of the empirical characteristic function from exp(-t^2 / 2) at the knots."""
+    the squared distance of the empirical characteristic function from exp(-t^2 / 2) at the knots t."""
     z = (z - z.mean(0)) / z.std(0, correction=0).clamp_min(1e-6)
-    t = SIGREG_KNOTS.to(z.device)
     projected = (z @ directions)[..., None] * t
     return ((projected.cos().mean(0) - torch.exp(-0.5 * t**2)).square() + projected.sin().mean(0).square()).mean()
 
@@ -691,8 +709,10 @@ class ChunkJepa(nn.Module):
         self.predict = nn.Sequential(CastedLinear(latent, latent), norm(), nn.SiLU(), CastedLinear(latent, latent))
         self.start = nn.Parameter(torch.randn(latent) * 0.02)
         self.inject = CastedLinear(latent, dim, zero_init=True)
+        # Buffers, not module-level tensors: they move with the model, so a compiled step copies nothing to the GPU.
         self.register_buffer("directions", F.normalize(torch.randn(latent, SIGREG_PROJECTIONS), dim=0),
                              persistent=False)
+        self.register_buffer("knots", torch.linspace(*SIGREG_KNOTS), persistent=False)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(x + injected predictions, JEPA loss); a partial last chunk too: no output depends on what follows."""
@@ -707,7 +727,7 @@ class ChunkJepa(nn.Module):
             return x, x.new_zeros(())
         dtype = self.directions.dtype  # fp32 under autocast: the cosines need it
         loss = F.mse_loss(predicted[:, :chunks].to(dtype), latents.detach().to(dtype))
-        return x, loss + self.sigreg_weight * sigreg(latents.flatten(0, 1).to(dtype), self.directions)
+        return x, loss + self.sigreg_weight * sigreg(latents.flatten(0, 1).to(dtype), self.directions, self.knots)
 
 
 class ByteGPT(nn.Module):
@@ -788,15 +808,18 @@ def build_model(cfg: ModelConfig) -> ByteGPT:
 # Muon (https://kellerjordan.github.io/posts/muon/): momentum, then the update matrix is replaced by
 # the nearest semi-orthogonal one (Newton-Schulz iteration), scaled for non-square shapes.
 
-def newton_schulz(g: Tensor, steps: int) -> Tensor:
-    """Orthogonalizes each matrix of g (..., rows, cols): a batch of same-shape matrices in one matmul chain."""
-    a, b, c = 3.4445, -4.7750, 2.0315
-    x = g.to(torch.bfloat16 if g.is_cuda else torch.float32)  # bf16 is fast on GPU, slow on CPU
+NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # (a, b, c) of every iteration
+
+
+def newton_schulz(g: Tensor, coefficients: tuple, dtype: torch.dtype) -> Tensor:
+    """Orthogonalizes each matrix of g (..., rows, cols): a batch of same-shape matrices in one matmul chain, one
+    iteration per (a, b, c) of `coefficients`, in `dtype` (bf16 in a bf16 run, as on GPU; fp32 in an fp32 run)."""
+    x = g.to(dtype)
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
     transposed = x.size(-2) > x.size(-1)
     if transposed:
         x = x.mT
-    for _ in range(steps):
+    for a, b, c in coefficients:
         gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x.mT if transposed else x
@@ -804,12 +827,12 @@ def newton_schulz(g: Tensor, steps: int) -> Tensor:
 
 class Muon(torch.optim.Optimizer):
     """Every rank keeps every momentum buffer; rank r orthogonalizes parameters r, r + world, ... (one batch per
-    shape), and one all-reduce shares the updates."""
+    shape), and one all-reduce shares the updates (in `dtype`: each slot has one writer, so the sum is exact)."""
 
-    def __init__(self, params, lr: float, momentum: float, backend_steps: int, weight_decay: float,
-                 orthogonalize=newton_schulz):
-        super().__init__(params, dict(lr=lr, base_lr=lr, momentum=momentum, backend_steps=backend_steps,
-                                      weight_decay=weight_decay))
+    def __init__(self, params, lr: float, momentum: float, coefficients: tuple, weight_decay: float,
+                 orthogonalize=newton_schulz, dtype: torch.dtype = torch.float32):
+        super().__init__(params, dict(lr=lr, base_lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.coefficients, self.dtype = tuple(coefficients), dtype
         self.orthogonalize = orthogonalize  # torch.compile(newton_schulz) on GPU: one fused kernel chain
 
     @torch.no_grad()
@@ -820,18 +843,20 @@ class Muon(torch.optim.Optimizer):
             params, momentum = group["params"], group["momentum"]
             if not params:
                 continue
-            bufs = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
+            for p in params:  # allocated once: a setdefault would build and fill a tensor per parameter every step
+                if "momentum_buffer" not in self.state[p]:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
             torch._foreach_mul_(bufs, momentum)
             torch._foreach_add_(bufs, [p.grad for p in params])
             sizes = [p.numel() for p in params]
-            flat = torch.zeros(sum(sizes), device=params[0].device,
-                               dtype=torch.bfloat16 if params[0].is_cuda else torch.float32)
+            flat = torch.zeros(sum(sizes), device=params[0].device, dtype=self.dtype)
             slots, mine = flat.split(sizes), collections.defaultdict(list)
             for i in range(rank, len(params), world_size):
                 mine[params[i].shape].append(i)
             for (rows, cols), batch in mine.items():
                 nesterov = torch._foreach_add([params[i].grad for i in batch], [bufs[i] for i in batch], alpha=momentum)
-                update = self.orthogonalize(torch.stack(nesterov), group["backend_steps"])
+                update = self.orthogonalize(torch.stack(nesterov), self.coefficients, self.dtype)
                 update *= max(1.0, rows / cols) ** 0.5
                 torch._foreach_copy_([slots[i] for i in batch], list(update.flatten(1)))
             if distributed:
@@ -841,7 +866,8 @@ class Muon(torch.optim.Optimizer):
             torch._foreach_add_(params, updates, alpha=-group["lr"])
 
 
-def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False) -> tuple[list, Muon]:
+def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False,
+                     bf16: bool = False) -> tuple[list, Muon]:
     """Muon for the matrices; AdamW for embeddings, scalars, and (no weight decay, as PR #832) the chunk-JEPA."""
     jepa = list(model.jepa.parameters()) if model.jepa is not None else []
     embeddings = [model.tok_emb.weight] + ([model.bigram.embed.weight] if model.bigram is not None else [])
@@ -854,8 +880,9 @@ def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = Fals
         return torch.optim.AdamW([{"params": params, "lr": lr, "base_lr": lr}], betas=(args.beta1, args.beta2),
                                  eps=args.adam_eps, weight_decay=weight_decay, fused=params[0].is_cuda)
 
-    muon = Muon(matrices, args.matrix_lr, args.muon_momentum, args.muon_backend_steps, args.muon_weight_decay,
-                torch.compile(newton_schulz) if compile else newton_schulz)
+    muon = Muon(matrices, args.matrix_lr, args.muon_momentum, (NEWTON_SCHULZ_COEFFICIENTS,) * args.muon_backend_steps,
+                args.muon_weight_decay, torch.compile(newton_schulz) if compile else newton_schulz,
+                torch.bfloat16 if bf16 else torch.float32)
     optimizers = [adam(embeddings, args.tied_embed_lr, args.adam_weight_decay), muon,
                   adam(scalars, args.scalar_lr, args.adam_weight_decay)]
     return optimizers + ([adam(jepa, args.jepa_lr, 0.0)] if jepa else []), muon
@@ -894,17 +921,22 @@ def target_range(windows: np.ndarray) -> tuple[int, int]:
 @torch.inference_mode()
 def score_windows(model: ByteGPT, hidden_fn, tokens: Tensor, windows: np.ndarray, context: int, batch_seqs: int,
                   rt: Runtime) -> Tensor:
-    """Losses (nats, float32) of the windows' targets in order; fixed-shape batches: hidden_fn never recompiles."""
-    positions, offsets = np.arange(context), torch.arange(context + 1, device=rt.device)
-    losses = []
-    for first in range(0, len(windows), batch_seqs):
-        batch = np.zeros((batch_seqs, 3), np.int64)
-        batch[: len(windows[first : first + batch_seqs])] = windows[first : first + batch_seqs]
-        scored = np.flatnonzero((positions >= batch[:, 1:2]) & (positions < batch[:, 2:3]))
-        rows = tokens[torch.from_numpy(batch[:, 0]).to(rt.device)[:, None] + offsets].long()
+    """Losses (nats, float32) of the windows' targets in order; fixed-shape batches: hidden_fn never recompiles.
+    Window starts and scored positions go to the device once, not per batch (a pageable copy waits for the GPU)."""
+    padded = np.zeros((-(-len(windows) // batch_seqs) * batch_seqs, 3), np.int64)
+    padded[: len(windows)] = windows
+    positions = np.arange(context)
+    picks = [np.flatnonzero((positions >= batch[:, 1:2]) & (positions < batch[:, 2:3]))
+             for batch in padded.reshape(-1, batch_seqs, 3)]
+    bounds = np.cumsum([0] + [p.size for p in picks]).tolist()
+    on_device = torch.from_numpy(np.concatenate([padded[:, 0], *picks])).to(rt.device)
+    starts, all_picks = on_device[: len(padded), None], on_device[len(padded) :]
+    offsets, losses = torch.arange(context + 1, device=rt.device), []
+    for i in range(len(picks)):
+        rows = tokens[starts[i * batch_seqs : (i + 1) * batch_seqs] + offsets].long()
         with rt.autocast():
             hidden = hidden_fn(rows[:, :-1])
-        pick = torch.from_numpy(scored).to(rt.device)
+        pick = all_picks[bounds[i] : bounds[i + 1]]
         logits = model.logits(hidden.flatten(0, 1)[pick])
         losses.append(F.cross_entropy(logits, rows[:, 1:].flatten()[pick], reduction="none").float())
     return torch.cat(losses) if losses else torch.zeros(0, device=rt.device)
@@ -1108,10 +1140,10 @@ def damped(hessian: Tensor, damp: float) -> Tensor:
 
 def gptq_rows(w: Tensor, hessian: Tensor, scale: Tensor, levels: int, block: int, damp: float) -> Tensor:
     """GPTQ (Frantar et al., 2022), columns by decreasing Hessian diagonal, lazy updates per block."""
-    h = damped(hessian, damp)
+    h = damped(hessian.double(), damp)  # factorized in fp64: cheap next to the column loop, and never bf16
     order = torch.argsort(h.diagonal(), descending=True)
-    u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h[order][:, order])), upper=True)
-    w, scale = w.to(h)[:, order], scale.to(h).flatten()
+    u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h[order][:, order])), upper=True).to(w.dtype)
+    w, scale = w[:, order].clone(), scale.to(w).flatten()
     q = torch.zeros_like(w)
     for start in range(0, w.size(1), block):
         end = min(start + block, w.size(1))
@@ -1128,8 +1160,9 @@ def quantize_rows(w: Tensor, levels: int, clip: str = "max", hessian: Tensor | N
                   damp: float = 0.01) -> tuple[Tensor, Tensor]:
     """(int8 symbols, fp16 row steps): GPTQ when a Hessian is given, else rounding to nearest."""
     w = w.detach().float()
-    scale = row_scales(w, levels, clip)
-    q = round_rows(w, scale, levels) if hessian is None else gptq_rows(w, hessian, scale, levels, block, damp)
+    with full_fp32(w.device.type):
+        scale = row_scales(w, levels, clip)
+        q = round_rows(w, scale, levels) if hessian is None else gptq_rows(w, hessian, scale, levels, block, damp)
     return q.cpu().to(torch.int8), scale.cpu().half().flatten()
 
 
@@ -1137,23 +1170,39 @@ def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one traini
     return -(-args.gptq_calib_tokens // (rt.world_size * (args.train_batch_tokens // 8)))
 
 
+def hessian_readers(model: nn.Module) -> dict[nn.Module, list[str]]:
+    """Each module whose input GPTQ needs: the quantized weights that multiply that input. A module that runs several
+    matrices on its input in one fused matmul (attention's q, k, v) names them in `fused_input_weights`: their own
+    modules never run, so hooks on them would never fire."""
+    readers, fused = {}, set()
+    for name, m in model.named_modules():
+        own = [(f"{name}.{w}", m.get_parameter(w)) for w in getattr(m, "fused_input_weights", ())]
+        fused.update(key for key, _ in own)
+        if not own and isinstance(m, nn.Linear) and f"{name}.weight" not in fused:
+            own = [(f"{name}.weight", m.weight)]
+        if weights := [key for key, w in own if storage_for(key, w) != "fp16"]:
+            readers[m] = weights
+    return readers
+
+
 @torch.no_grad()
 def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
-    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs on `rounds` rounds of training data (never
-    val), over ranks; the tied embedding's x are the head's inputs, the bigram table's is P^T P of its projection."""
-    quantized = lambda name, t: storage_for(name, t) != "fp16"  # noqa: E731
-    hessians = {}
+    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs in full fp32 (a bf16 Hessian has no Cholesky), on
+    `rounds` rounds of training data (never val), summed over ranks; the tied embedding's x are the head's inputs,
+    the bigram table's is P^T P of its projection. Matrices that share an input share its Hessian."""
+    sums, readers = {}, hessian_readers(model)
 
-    def accumulate(name: str, x: Tensor) -> None:
-        x = x.detach().reshape(-1, x.size(-1)).float()
-        hessians[name] = hessians.get(name, 0) + x.T @ x
+    def accumulate(key: str, x: Tensor) -> None:
+        with full_fp32(rt.device.type):
+            x = x.detach().reshape(-1, x.size(-1)).float()
+            sums[key] = sums.get(key, 0) + x.T @ x
 
-    hooks = [m.register_forward_hook(lambda _, inputs, __, key=f"{name}.weight": accumulate(key, inputs[0]))
-             for name, m in model.named_modules() if isinstance(m, nn.Linear) and quantized(f"{name}.weight", m.weight)]
-    head = quantized("tok_emb.weight", model.tok_emb.weight)
+    hooks = [m.register_forward_hook(lambda _, inputs, __, key=names[0]: accumulate(key, inputs[0]))
+             for m, names in readers.items()]
+    head = storage_for("tok_emb.weight", model.tok_emb.weight) != "fp16"
     if hooks or head:
-        stream = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens)
-        loader = DistributedTokenLoader(stream, rt.rank, rt.world_size, rt.device)
+        loader = DistributedTokenLoader(TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens), rt.rank,
+                                        rt.world_size, rt.device)
         for _ in range(rounds):
             ids = loader.next_batch(args.train_batch_tokens, args.train_seq_len, 8 // rt.world_size)[0]
             with rt.autocast():
@@ -1162,9 +1211,11 @@ def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT
                 accumulate("tok_emb.weight", hidden)
     for hook in hooks:
         hook.remove()
-    for name in sorted(hessians) if rt.distributed else ():
-        dist.all_reduce(hessians[name])
-    if model.bigram is not None and quantized("bigram.embed.weight", model.bigram.embed.weight):
+    for key in sorted(sums) if rt.distributed else ():
+        dist.all_reduce(sums[key])
+    hessians = {name: sums[names[0]] for names in [*readers.values(), ["tok_emb.weight"]] for name in names
+                if names[0] in sums}
+    if model.bigram is not None and storage_for("bigram.embed.weight", model.bigram.embed.weight) != "fp16":
         proj = model.bigram.proj.weight.detach().float()
         hessians["bigram.embed.weight"] = proj.T @ proj
     return hessians
@@ -1380,7 +1431,7 @@ class Trainer:
                  loader: DistributedTokenLoader):
         self.args, self.rt, self.model, self.train_model, self.loader = args, rt, model, train_model, loader
         self.grad_accum = 8 // rt.world_size
-        self.optimizers, self.muon = build_optimizers(model, args, compile=rt.compile)
+        self.optimizers, self.muon = build_optimizers(model, args, rt.compile, rt.bf16)
 
     def step(self, step: int, lr_mult: float, aux_weight: float) -> tuple[Tensor, Tensor]:
         """One optimizer step; (mean cross-entropy, mean auxiliary loss) of its micro-batches."""
@@ -1487,20 +1538,19 @@ def check_replicas(rt: Runtime, model: nn.Module) -> None:
                f"sha256 {' '.join(dict.fromkeys(digests))}")
 
 
-def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT):
-    """Trains `model` in place; returns (progress, weight averages, held-out slice, hidden_fn)."""
+def train(args: Hyperparameters, rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
+          stream: TokenStream) -> tuple[Progress, WeightAverages]:
+    """Trains `model` in place on `stream`."""
     train_model = torch.compile(model, dynamic=False, fullgraph=True) if rt.compile else model
     if rt.distributed:
         train_model = DDP(train_model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
                           broadcast_buffers=False)
-    stream = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens)
     trainer = Trainer(args, rt, model, train_model, DistributedTokenLoader(stream, rt.rank, rt.world_size, rt.device))
     trainer.prime()
     averages, progress = WeightAverages(model, args), Progress()
     if args.resume:
         progress = optional_module("run_modes").load_checkpoint(Path(args.resume), rt.device, trainer, averages)
         rt.log(f"resumed:{args.resume} step:{progress.step} train_time:{progress.training_ms:.0f}ms")
-    hidden_fn = scorer.hidden_fn(model)
 
     def validate(p: Progress) -> None:
         r = scorer.evaluate(model, hidden_fn, scorer.val, args.train_seq_len)
@@ -1512,7 +1562,11 @@ def train(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, mo
     if rt.device.type == "cuda":
         rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
                f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
-    return progress, averages, stream.heldout(), hidden_fn
+    return progress, averages
+
+
+def weight_candidates(args: Hyperparameters) -> int:
+    return 1 + (args.ema_decay > 0) + (args.swa_every > 0)
 
 
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
@@ -1534,19 +1588,26 @@ def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
     return best, scores
 
 
-def reserve_calibration(args: Hyperparameters, rt: Runtime, spec: DataSpec,
-                        model: ByteGPT) -> tuple[Hyperparameters, float]:
-    """Calibration reads training data, so its time (timed rounds) comes off training's MAX_WALLCLOCK_SECONDS."""
-    if args.quant != "gptq":
-        return args, 0.0
-    round_ms = rt.max_over_ranks([rt.timed(lambda: calibrate(args, rt, spec, model, 1))[1] for _ in range(2)][-1])
-    reserve_ms, capped = round_ms * calibration_rounds(args, rt), copy.copy(args)
-    rt.log(f"gptq_reserve:{reserve_ms:.0f}ms ({calibration_rounds(args, rt)} rounds of {round_ms:.0f}ms)")
-    if args.max_wallclock_seconds > 0:
-        require(reserve_ms < 1000 * args.max_wallclock_seconds,
-                f"GPTQ calibration needs {reserve_ms:.0f}ms > MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS")
-        capped.max_wallclock_seconds -= reserve_ms / 1000
-    return capped, reserve_ms
+def reserve_end_of_training(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT,
+                            hidden_fn, heldout: Tensor) -> tuple[Hyperparameters, dict[str, float]]:
+    """Work on training data after the last step (GPTQ calibration, scoring the weight candidates on the held-out
+    slice) comes off training's MAX_WALLCLOCK_SECONDS; each is timed now, the second of two tries (the first
+    compiles), and the ranks take the slowest."""
+    timed = lambda fn: rt.max_over_ranks([rt.timed(fn)[1] for _ in range(2)][-1])  # noqa: E731
+    reserve, rounds, candidates = {}, calibration_rounds(args, rt), weight_candidates(args)
+    if args.quant == "gptq":
+        reserve["gptq"] = rounds * timed(lambda: calibrate(args, rt, spec, model, 1))
+    if candidates > 1 and heldout.numel() >= 2:
+        reserve["heldout"] = candidates * timed(lambda: scorer.evaluate(model, hidden_fn, heldout, args.train_seq_len))
+    total, capped = sum(reserve.values()), copy.copy(args)
+    rt.log(f"end_of_training_reserve:{total:.0f}ms gptq:{reserve.get('gptq', 0):.0f}ms ({rounds} calibration rounds) "
+           f"heldout:{reserve.get('heldout', 0):.0f}ms ({candidates} weight candidates)")
+    if args.max_wallclock_seconds > 0 and total:
+        require(total < 1000 * args.max_wallclock_seconds,
+                f"the end-of-training reserve ({total:.0f}ms) exceeds MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS "
+                "or HELDOUT_TOKENS")
+        capped.max_wallclock_seconds -= total / 1000
+    return capped, reserve
 
 
 # -----------------------------
@@ -1640,16 +1701,20 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
     torch.manual_seed(args.seed)
     model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
     rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits, args.quant_clip)))
-    capped, reserve_ms = reserve_calibration(args, rt, spec, model)
-    progress, averages, heldout, hidden_fn = train(capped, rt, spec, scorer, model)
-    chosen, heldout_scores = choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout)
+    stream, hidden_fn = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens), scorer.hidden_fn(model)
+    heldout = stream.heldout().to(rt.device)
+    capped, reserve = reserve_end_of_training(args, rt, spec, scorer, model, hidden_fn, heldout)
+    progress, averages = train(capped, rt, scorer, model, hidden_fn, stream)
+    (chosen, heldout_scores), choice_ms = rt.timed(
+        lambda: choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout))
     save_final_weights(args, rt, spec, model)
     pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, files, reserve_ms)
+    exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, files, reserve.get("gptq", 0.0))
     return {"steps": progress.step, "train_time_ms": progress.training_ms,
             "step_avg_ms": progress.training_ms / max(progress.step, 1),
-            "stopped_early": progress.step < args.iterations, "final_weights": chosen,
-            "heldout_bpb": heldout_scores, "pre_quant": pre_quant, **exported}
+            "stopped_early": progress.step < args.iterations, "final_weights": chosen, "heldout_bpb": heldout_scores,
+            "final_weights_ms": choice_ms, "end_of_training_reserve_ms": reserve, "pre_quant": pre_quant,
+            **exported}
 
 
 def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, files: dict[str, bytes]) -> int:

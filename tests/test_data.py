@@ -28,25 +28,29 @@ def test_stream_wraps_and_holds_out_the_tail(tmp_path):
     assert stream.heldout().tolist() == list(range(30, 35))
 
 
-def test_next_shard_is_read_in_the_background_and_a_jump_still_reads_the_right_one(tmp_path, monkeypatch):
+def test_stream_maps_shards_reads_what_it_takes_and_leaves_no_thread(tmp_path, monkeypatch):
+    """A stream made for a few batches (GPTQ calibration) must not read whole shards or leave a reader behind."""
     files = [tmp_path / f"{name}.bin" for name in "abc"]
     for i, path in enumerate(files):
         write_shard(path, np.arange(10 * i, 10 * i + 10))
-    readers, real_load = [], tbm.load_shard
-
-    def recording_load(path, vocab_size):
-        if path.parent == tmp_path:  # an earlier test's stream may still be prefetching
-            readers.append((path.name, threading.current_thread()))
-        return real_load(path, vocab_size)
-
-    monkeypatch.setattr(tbm, "load_shard", recording_load)
+    opened, real_map = [], tbm.map_shard
+    monkeypatch.setattr(tbm, "map_shard", lambda path: opened.append(path.name) or real_map(path))
+    threads = threading.active_count()
     stream = tbm.TokenStream(files, 260)
     assert stream.take(15).tolist() == list(range(15))
-    stream.next_tokens.result()
-    assert [name for name, _ in readers] == ["a.bin", "b.bin", "c.bin"]  # c prefetched while b is served
-    assert readers[0][1] is threading.main_thread() and readers[1][1] is not threading.main_thread()
-    stream.seek(0, 3)  # a jump (a resume) to another shard than the prefetched one
+    assert opened == ["a.bin", "b.bin"] and isinstance(stream.tokens, np.memmap)  # c is not touched
+    stream.seek(0, 3)  # a jump (a resume) back to another shard
     assert stream.take(9).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+    assert threading.active_count() == threads
+
+
+def test_stream_names_the_shard_of_an_id_out_of_range(tmp_path):
+    write_shard(tmp_path / "a.bin", np.arange(10))
+    write_shard(tmp_path / "b.bin", [5, 6, 300])
+    stream = tbm.TokenStream([tmp_path / "a.bin", tmp_path / "b.bin"], 260)
+    assert stream.take(10).tolist() == list(range(10))
+    with pytest.raises(tbm.RunError, match=r"b\.bin: id 300 >= vocab size 260"):
+        stream.take(3)
 
 
 def test_loader_gives_each_rank_its_span_of_one_chunk(tmp_path):

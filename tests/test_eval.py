@@ -179,3 +179,14 @@ def test_bad_stride_and_empty_stream_are_errors():
         tbm.eval_windows(100, CONTEXT, CONTEXT + 1)
     with pytest.raises(tbm.RunError, match="at least 2"):
         tbm.eval_windows(1, CONTEXT, 8)
+
+
+def test_window_starts_and_scored_positions_go_to_the_device_once_per_evaluation(monkeypatch):
+    """A pageable host-to-device copy waits for the GPU's queue; per batch it would stall every batch."""
+    model = randomized(tbm.ByteGPT(tiny_config())).eval()
+    stream = torch.randint(4, 260, (2000,), dtype=torch.int32)
+    windows = tbm.eval_windows(stream.numel(), CONTEXT, 8)
+    made, real = [], torch.from_numpy
+    monkeypatch.setattr(torch, "from_numpy", lambda a: made.append(a.shape) or real(a))
+    losses = tbm.score_windows(model, model.hidden, stream, windows, CONTEXT, 4, cpu_runtime())
+    assert len(windows) > 100 and losses.numel() == stream.numel() - 1 and len(made) == 1

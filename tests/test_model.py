@@ -272,7 +272,7 @@ def test_chunk_jepa_loss_is_mse_plus_weighted_sigreg():
     with torch.no_grad():
         latents = jepa.project(x[:, :12].view(2, 3, 4, 64).mean(2))  # 3 whole chunks, then 2 positions
         predicted = jepa.predict(torch.cat((jepa.start.expand(2, 1, -1), latents), dim=1))  # chunks 0..3
-        expected = F.mse_loss(predicted[:, :3], latents) + 0.5 * tbm.sigreg(latents.flatten(0, 1), jepa.directions)
+        expected = F.mse_loss(predicted[:, :3], latents) + 0.5 * tbm.sigreg(latents.flatten(0, 1), jepa.directions, jepa.knots)
         injected = jepa.inject(predicted).repeat_interleave(4, dim=1)[:, :14]  # the partial chunk 3 too
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(out, x + injected)
@@ -288,11 +288,12 @@ def test_sigreg_matches_the_epps_pulley_statistic_written_out():
         p = standardized @ directions[:, m].numpy()
         for t in np.linspace(0.2, 3.0, 17):
             total += abs(np.exp(1j * t * p).mean() - np.exp(-t * t / 2)) ** 2
-    assert tbm.sigreg(z, directions).item() == pytest.approx(total / (directions.shape[1] * 17), rel=1e-6)  # float32 knots
+    knots = tbm.ChunkJepa(tiny_config()).knots  # the model's own knots (float32)
+    assert tbm.sigreg(z, directions, knots).item() == pytest.approx(total / (directions.shape[1] * 17), rel=1e-6)
     # Gaussian latents score near 0; collapsed ones (two values per dimension) far above.
-    gaussian = tbm.sigreg(torch.randn(4096, 16, dtype=torch.float64), directions)
+    gaussian = tbm.sigreg(torch.randn(4096, 16, dtype=torch.float64), directions, knots)
     collapsed = torch.randn(4096, 1, dtype=torch.float64).sign().expand(4096, 16)  # one bit shared by every dim
-    assert gaussian < 1e-3 and tbm.sigreg(collapsed, directions) > 20 * gaussian
+    assert gaussian < 1e-3 and tbm.sigreg(collapsed, directions, knots) > 20 * gaussian
 
 
 def test_feature_switches_change_parameters():
@@ -434,3 +435,17 @@ def test_compile_fullgraph_matches_eager():
         for got, want in zip(compiled(ids, ids), model(ids, ids)):
             assert torch.allclose(got, want, atol=1e-5)
         assert torch.allclose(compiled_hidden(ids), model.hidden(ids), atol=1e-5)
+
+
+def test_the_compiled_step_reads_no_module_level_tensor():
+    """A tensor held in a global is lifted as a graph input that stays on the CPU: on a GPU every compiled step
+    would copy it over from pageable memory (a stream sync). Parameters, buffers and the ids only."""
+    model, inputs = tbm.ByteGPT(tiny_config()), []
+
+    def record_inputs(graph, example_inputs):
+        inputs.extend(node.target for node in graph.graph.nodes if node.op == "placeholder")
+        return graph.forward
+
+    ids = torch.randint(0, 260, (2, 16))
+    torch.compile(model, backend=record_inputs, fullgraph=True, dynamic=False)(ids, ids.roll(1))
+    assert inputs and not [name for name in inputs if name.startswith("G_")], inputs

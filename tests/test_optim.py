@@ -32,7 +32,7 @@ def test_muon_two_steps_match_float64_reference():
     ref_params = [p.detach().double().clone() for p in params]
     ref_bufs = [torch.zeros_like(p) for p in ref_params]
     lr, momentum, wd, steps = 0.05, 0.9, 0.04, 5
-    opt = tbm.Muon(params, lr=lr, momentum=momentum, backend_steps=steps, weight_decay=wd)
+    opt = tbm.Muon(params, lr=lr, momentum=momentum, coefficients=(tbm.NEWTON_SCHULZ_COEFFICIENTS,) * steps, weight_decay=wd)
     for _ in range(2):
         grads = [torch.randn(s) for s in shapes]
         for p, g in zip(params, grads):
@@ -45,11 +45,31 @@ def test_muon_two_steps_match_float64_reference():
         assert torch.allclose(p.detach().double(), ref, atol=2e-5), (p.detach().double() - ref).abs().max()
 
 
-def test_newton_schulz_approximately_orthogonalizes():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_newton_schulz_approximately_orthogonalizes(dtype):
+    """In fp32, and in bf16 as a BF16=1 run does on any device (the GPU's numerics, tested on the CPU)."""
     g = torch.randn(32, 16)
-    x = tbm.newton_schulz(g, 5)
-    singular = torch.linalg.svdvals(x)
-    assert singular.min() > 0.5 and singular.max() < 1.3  # the quintic's fixed band, not exactly 1
+    x = tbm.newton_schulz(g, (tbm.NEWTON_SCHULZ_COEFFICIENTS,) * 5, dtype)
+    singular = torch.linalg.svdvals(x.float())
+    assert x.dtype == dtype and singular.min() > 0.5 and singular.max() < 1.3  # the quintic's band, not exactly 1
+
+
+def test_muon_allocates_its_momentum_buffers_once(monkeypatch):
+    params = [torch.nn.Parameter(torch.randn(8, 8)) for _ in range(3)]
+    opt = tbm.Muon(params, lr=0.01, momentum=0.9, coefficients=(tbm.NEWTON_SCHULZ_COEFFICIENTS,) * 2, weight_decay=0)
+    calls, real = [], torch.zeros_like
+    monkeypatch.setattr(torch, "zeros_like", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for _ in range(3):
+        for p in params:
+            p.grad = torch.randn(8, 8)
+        opt.step()
+    assert len(calls) == 3  # one per parameter, at the first step only
+
+
+def test_a_bf16_run_steps_muon_in_bf16():
+    model = tbm.ByteGPT(tiny_config())
+    muon = tbm.build_optimizers(model, tbm.Hyperparameters({}), bf16=True)[1]
+    assert muon.dtype == torch.bfloat16 and tbm.build_optimizers(model, tbm.Hyperparameters({}))[1].dtype == torch.float32
 
 
 def test_optimizer_split_covers_every_parameter_once():

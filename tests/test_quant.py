@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import train_byte_model as tbm
 from helpers import TINY_ENV, final_summary, log_lines, make_byte_dataset, run_trainer
@@ -142,15 +143,14 @@ def test_calibration_reads_training_shards_only_and_sums_their_inputs(distinct_v
            "HELDOUT_TOKENS": "512", "GPTQ_CALIB_TOKENS": "256", "EMBED_BITS": "7", "VAL_SLIDING_STRIDE": "16"}
     args = tbm.Hyperparameters(env)
     spec = tbm.resolve_data(args)
-    model = randomized(tbm.ByteGPT(tiny_config(model_dim=256, mlp_hidden=288, block_pattern="AA",
+    model = randomized(tbm.ByteGPT(tiny_config(model_dim=264, num_kv_heads=4, mlp_hidden=288, block_pattern="AA",
                                                bigram_hash_buckets=2100, bigram_hash_dim=32)))
-    read = []
-    real_load_shard = tbm.load_shard
-    monkeypatch.setattr(tbm, "load_shard", lambda path, vocab: read.append(path) or real_load_shard(path, vocab))
+    opened, real_map = [], tbm.map_shard
+    monkeypatch.setattr(tbm, "map_shard", lambda path: opened.append(path) or real_map(path))
     rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=False)
     rounds = tbm.calibration_rounds(args, rt)
     hessians = tbm.calibrate(args, rt, spec, model, rounds)
-    assert rounds == 2 and read and set(read) <= set(spec.train_files)
+    assert rounds == 2 and opened and set(opened) <= set(spec.train_files)
     # Independently: the first shard's ids as the loader's contiguous spans, through the model with our own hooks.
     ids = np.fromfile(spec.train_files[0], dtype="<u2", offset=1024).astype(np.int64)
     span = 1024 // 8 + 1
@@ -160,17 +160,26 @@ def test_calibration_reads_training_shards_only_and_sums_their_inputs(distinct_v
     def keep(key: str, x: torch.Tensor) -> None:  # a hook that returned a tensor would replace the output
         inputs[key] = x.double().flatten(0, 1)
 
+    def attention_input(block, x, x0):  # q, k, v run as one fused matmul: their input written out from the block's
+        return F.rms_norm(block.resid_mix[0] * x + block.resid_mix[1] * x0, (x.size(-1),)) * block.input_scale
+
     hooks = [m.register_forward_hook(lambda _, i, __, key=n: keep(key, i[0]))
              for n, m in model.named_modules() if isinstance(m, tbm.CastedLinear)]
+    hooks += [block.register_forward_hook(lambda m, i, __, key=f"blocks.{b}.attn.c_q": keep(key, attention_input(m, *i)))
+              for b, block in enumerate(model.blocks)]
     with torch.no_grad():
         hidden = model.hidden(batch).double().flatten(0, 1)
     for hook in hooks:
         hook.remove()
-    expected = {f"{n}.weight": x.T @ x for n, x in inputs.items() if tbm.storage_for(f"{n}.weight", model.get_submodule(n).weight) == "int6"}
+    for b in range(2):
+        inputs[f"blocks.{b}.attn.c_k"] = inputs[f"blocks.{b}.attn.c_v"] = inputs[f"blocks.{b}.attn.c_q"]
+    quantized = {name for name, t in model.state_dict().items() if tbm.storage_for(name, t) != "fp16"}
+    expected = {f"{n}.weight": x.T @ x for n, x in inputs.items() if f"{n}.weight" in quantized}
     proj = model.bigram.proj.weight.double()
     expected.update({"tok_emb.weight": hidden.T @ hidden, "bigram.embed.weight": proj.T @ proj})
-    assert set(hessians) == set(expected) and "blocks.0.mlp.fc.weight" in expected
+    assert set(hessians) == set(expected) == quantized and "blocks.1.attn.c_v.weight" in expected
     for name, h in expected.items():
+        assert hessians[name].dtype == torch.float32
         torch.testing.assert_close(hessians[name].double(), h, rtol=1e-4, atol=1e-3 * h.abs().max().item(), msg=name)
 
 
@@ -213,7 +222,7 @@ def test_export_only_reproduces_the_training_runs_export(tmp_path):
     trained = run_trainer({**GPTQ_ENV, "DATA_PATH": str(dataset), "RUN_ID": "trained"}, tmp_path)
     assert trained.returncode == 0, trained.stderr[-3000:]
     lines = log_lines(tmp_path, "trained")
-    assert any(line.startswith("gptq_reserve:") for line in lines)
+    assert any(line.startswith("end_of_training_reserve:") and " gptq:" in line for line in lines)
     assert any(line.startswith("gptq_calibration:") and " matrices:7 tokens:4096" in line for line in lines)
     assert any(line.startswith("export_time:") for line in lines)
     again = run_trainer({**GPTQ_ENV, "DATA_PATH": str(dataset), "RUN_ID": "again",
@@ -231,3 +240,23 @@ def test_export_only_reproduces_the_training_runs_export(tmp_path):
     assert zstd.returncode == 0, zstd.stderr[-3000:]
     assert final_summary(tmp_path, "zstd")["post_quant"]["sliding_val_bpb"] == first["post_quant"]["sliding_val_bpb"]
     assert (tmp_path / "zstd.int6.ptz").read_bytes() != (tmp_path / "trained.int6.ptz").read_bytes()
+
+
+def test_at_the_default_shape_under_bf16_every_stored_integer_tensor_gets_an_fp32_hessian(tmp_path):
+    """The record run's path: bf16 autocast, the default recipe's full shape, a forward pass over a few ids. The set
+    that must be covered comes from the state dict and the storage rule, not from the hooks that collect them."""
+    dataset = make_byte_dataset(tmp_path, train_bytes=8000, val_bytes=1000)
+    args = tbm.Hyperparameters({"DATA_PATH": str(dataset), "TRAIN_SEQ_LEN": "64", "TRAIN_BATCH_TOKENS": "512",
+                                "HELDOUT_TOKENS": "512", "VAL_SLIDING_STRIDE": "64"})
+    model = tbm.build_model(tbm.ModelConfig.from_hparams(args, 260))
+    state = model.state_dict()
+    stored = {name for name, t in state.items() if tbm.storage_for(name, t, args.embed_bits) != "fp16"}
+    assert {f"blocks.12.attn.c_{m}.weight" for m in "qkv"} <= stored and "tok_emb.weight" in stored
+    rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=True, compile=False)
+    hessians = tbm.calibrate(args, rt, tbm.resolve_data(args), model, 1)
+    assert set(hessians) == stored
+    for name, h in hessians.items():  # (the bigram table's is P^T P of its projection, zero at initialization)
+        assert h.dtype == torch.float32 and h.shape == (state[name].shape[1],) * 2, name
+        assert h.diagonal().gt(0).any() or name == "bigram.embed.weight", name
+    q, _ = tbm.quantize_rows(state["blocks.0.attn.c_k.weight"], 31, "max", hessians["blocks.0.attn.c_k.weight"])
+    assert q.abs().max() <= 31
