@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from train_byte_model import BYTE260_FIRST_BYTE_ID, CastedLinear, score_windows, target_range
+from train_byte_model import BOS_ID, BYTE260_FIRST_BYTE_ID, CastedLinear, score_windows, target_range
 
 MAX_ORDER = 14  # the largest order whose buckets fit int8
 NUM_BUCKETS = 8 * MAX_ORDER + 9
@@ -325,8 +325,6 @@ def mix_adaptive(p_nn: np.ndarray, p_ppm: np.ndarray, bucket: np.ndarray, lr: fl
 # loss depends only on the artifact and the ids before it (C1), and each target is scored once (C4).
 # With TTT_RESET=doc the adapted weights go back to the artifact's at every document start (BOS), and
 # adaptation reads only the current document's text.
-
-BOS_ID = 1  # byte260 and sp1024 put id 1 before every document
 
 
 class LowRankDelta(nn.Module):

@@ -43,7 +43,7 @@ except ImportError:
 
 SIZE_CAP_BYTES = 16_000_000  # the challenge's cap: decimal bytes, code + compressed model
 SHARD_MAGIC, SHARD_VERSION, SHARD_HEADER_INTS = 20240520, 1, 256
-BYTE260_FIRST_BYTE_ID = 4  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 EOS, 3 UNK
+BYTE260_FIRST_BYTE_ID, BOS_ID = 4, 1  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 EOS, 3 UNK; sp1024 BOS is 1 too
 # A packed record script (submission.py --pack) runs this source with PACKED_SOURCES = {file name: source}.
 PACKED_SOURCES = globals().get("PACKED_SOURCES", {})
 
@@ -111,6 +111,15 @@ KNOBS = (
     ("JEPA_PHASE2_FRAC", 0.5, "then ramps 0 -> JEPA_LAMBDA_MAX over this fraction, then 0 again"),
     ("JEPA_SIGREG_WEIGHT", 0.02, "weight of the SIGReg anti-collapse term inside the chunk-JEPA loss"),
     ("JEPA_LR", 0.001, "Adam learning rate of the chunk-JEPA modules"),
+    ("DOC_BOUNDARY", 0, "1 = a document's BOS neither smears in nor hashes with the previous document's last byte"),
+    # after PR #832 (frontier_next.py; RECIPE=frontier_next): the token records' architecture, brought to bytes
+    ("SKIP_GATES", 0, "1 = each U-Net skip enters through a learned per-channel sigmoid gate (lerp, PR #1855)"),
+    ("PARALLEL_START_LAYER", 0, "two residual lanes (attention, MLP) from this layer on (0 = off; PR #1855: 8)"),
+    ("NUM_LOOPS", 0, "depth recurrence: layers LOOP_START..LOOP_END run 1 + NUM_LOOPS times (0 = off)"),
+    ("LOOP_START", 3, "first layer of the recurrent span"),
+    ("LOOP_END", 5, "last layer of the recurrent span"),
+    ("ENABLE_LOOPING_AT", 0.35, "training fraction at which the recurrence switches on"),
+    ("ATTN_GATE_SCALE", 0.0, "per-head attention output gate sigmoid(scale * W x[:12]) (0 = off; PR #1855: 0.5)"),
     # research options (research_options.py; no recipe uses them)
     ("BLOCK_PATTERN", "", "one letter per layer: A attention, S Mamba2 SSM, G GLA (default: A * NUM_LAYERS)"),
     ("SCAN_CHUNK", 64, "chunk length of the S and G scans, 1..64"),
@@ -123,6 +132,7 @@ KNOBS = (
     ("TRAIN_SEQ_LEN", 4096, "training context; also the evaluation context"),
     ("WARMUP_STEPS", 20, "compile-priming steps whose weights and optimizer state are then discarded"),
     ("WARMDOWN_ITERS", 3000, "linear LR decay over the last this-many steps (estimated from step time)"),
+    ("MIN_LR", 0.0, "the warmdown stops at this fraction of each learning rate (PR #1787: 0.1)"),
     ("MATRIX_LR", 0.025, "Muon learning rate for block matrices"),
     ("TIED_EMBED_LR", 0.035, "Adam learning rate for the byte and bigram embeddings"),
     ("SCALAR_LR", 0.025, "Adam learning rate for gains, scales, mixes and skip weights"),
@@ -130,6 +140,7 @@ KNOBS = (
     ("MUON_MOMENTUM_WARMUP_START", 0.92, "Muon momentum at step 0"),
     ("MUON_MOMENTUM_WARMUP_STEPS", 1500, "steps of linear momentum warmup"),
     ("MUON_BACKEND_STEPS", 5, "Newton-Schulz iterations"),
+    ("NS_COEFFICIENTS", "quintic", "quintic = one (a, b, c) every iteration | polar_express = PR #1787's per iteration"),
     ("MUON_WEIGHT_DECAY", 0.04, "decoupled weight decay on Muon matrices"),
     ("ADAM_WEIGHT_DECAY", 0.04, "decoupled weight decay on the Adam groups (embeddings and scalars)"),
     ("BETA1", 0.9, "Adam beta1"),
@@ -192,13 +203,15 @@ PATCH_DECODERS = ("independent", "causal_conv")
 QUANT_METHODS = ("rowclip", "gptq")
 CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec: its package
 KNOB_CHOICES = {"DATA_LAYOUT": ("auto", "byte260", "raw256", "tokens"), "BIGRAM_HASH": ("mix", "seed"),
+                "NS_COEFFICIENTS": ("quintic", "polar_express"),
                 "PATCH_DECODER": PATCH_DECODERS, "TTT_PARAMS": ("scalars", "lora"), "TTT_RESET": ("never", "doc"),
                 "QUANT": QUANT_METHODS, "EMBED_BITS": (8, 7, 6), "CODEC": (*CODECS, "auto")}
 KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N": 0, "JEPA_CHUNK_SIZE": 0,
                  "JEPA_LATENT_DIM": 1, "JEPA_PHASE1_FRAC": 0, "JEPA_PHASE2_FRAC": 0, "SCAN_CHUNK": 1, "PATCH_SIZE": 1,
                  "ITERATIONS": 0, "TRAIN_BATCH_TOKENS": 1, "VAL_SLIDING_STRIDE": 1, "EVAL_BATCH_SEQS": 1,
                  "TTT_STEPS": 0, "TTT_CHUNK_TOKENS": 1, "TTT_LORA_RANK": 1, "PPM_ORDER": 0, "PPM_WEIGHT": 0,
-                 "GPTQ_BLOCK": 1, "GPTQ_CALIB_TOKENS": 1, "LQER_RANK": 0}
+                 "GPTQ_BLOCK": 1, "GPTQ_CALIB_TOKENS": 1, "LQER_RANK": 0, "NUM_LOOPS": 0, "PARALLEL_START_LAYER": 0,
+                 "MIN_LR": 0, "ATTN_GATE_SCALE": 0}
 
 
 def parse_knob(name: str, default, raw):
@@ -253,6 +266,15 @@ class Hyperparameters:
         require(0 < self.rope_dims <= self.head_dim and self.rope_dims % 2 == 0,
                 f"ROPE_DIMS={self.rope_dims} must be even and at most the head size {self.head_dim}")
         require(self.jepa_chunk_size < self.train_seq_len, f"JEPA_CHUNK_SIZE={self.jepa_chunk_size} >= TRAIN_SEQ_LEN")
+        require(not (needs_next_module(self) and needs_research_module(self)),
+                "the frontier_next knobs (SKIP_GATES, PARALLEL_START_LAYER, NUM_LOOPS, ATTN_GATE_SCALE) need "
+                "BLOCK_PATTERN of A only and PATCH_SIZE=1")
+        require(not self.num_loops or 0 <= self.loop_start <= self.loop_end < self.num_layers,
+                f"LOOP_START={self.loop_start}..LOOP_END={self.loop_end} must be layers 0..{self.num_layers - 1}")
+        require(self.parallel_start_layer < self.num_layers,
+                f"PARALLEL_START_LAYER={self.parallel_start_layer} must be a layer 1..{self.num_layers - 1} (0 = off)")
+        require(self.ns_coefficients == "quintic" or self.muon_backend_steps <= 5,
+                f"NS_COEFFICIENTS=polar_express has 5 iterations; MUON_BACKEND_STEPS={self.muon_backend_steps}")
         require(self.jepa_phase1_frac + self.jepa_phase2_frac <= 1, "JEPA_PHASE1_FRAC + JEPA_PHASE2_FRAC: 0..1")
         require(self.train_seq_len % self.patch_size == 0, f"PATCH_SIZE={self.patch_size} must divide TRAIN_SEQ_LEN")
         require(self.scan_chunk <= 64, f"SCAN_CHUNK={self.scan_chunk} must be in 1..64")
@@ -514,17 +536,51 @@ def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tens
 # TRANSFORMER MODULES
 # -----------------------------
 
-# What rebuilds the model, in the artifact header: the vocab size and these knobs (as lower-case fields).
-MODEL_KNOBS = ("BLOCK_PATTERN", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_HIDDEN", "ROPE_BASE", "ROPE_DIMS",
-               "XSA_LAST_N", "LN_SCALE", "ORTHO_INIT", "QK_GAIN_INIT", "LOGIT_SOFTCAP", "TIED_EMBED_INIT_STD",
-               "SMEAR_GATE", "BIGRAM_HASH_BUCKETS", "BIGRAM_HASH_DIM", "BIGRAM_HASH", "BIGRAM_INIT_STD",
-               "BIGRAM_IN_NORM", "UNET_SKIPS", "JEPA_CHUNK_SIZE", "JEPA_LATENT_DIM", "JEPA_SIGREG_WEIGHT",
-               "SCAN_CHUNK", "PATCH_SIZE", "PATCH_DECODER")
-ModelConfig = dataclasses.make_dataclass(
-    "ModelConfig", [("vocab_size", int)] + [(name.lower(), type(default)) for name, default, _ in KNOBS
-                                            if name in MODEL_KNOBS],
-    namespace={"from_hparams": classmethod(lambda cls, args, vocab_size: cls(
-        vocab_size, *(getattr(args, f.name) for f in dataclasses.fields(cls)[1:])))})
+@dataclasses.dataclass
+class ModelConfig:
+    """What rebuilds the model, in the artifact header: the vocab size and the model knobs (lower case, each of its
+    knob's type; tests/test_model.py checks both)."""
+    vocab_size: int
+    block_pattern: str
+    model_dim: int
+    num_heads: int
+    num_kv_heads: int
+    mlp_hidden: int
+    rope_base: float
+    rope_dims: int
+    xsa_last_n: int
+    ln_scale: int
+    ortho_init: int
+    qk_gain_init: float
+    logit_softcap: float
+    tied_embed_init_std: float
+    smear_gate: int
+    bigram_hash_buckets: int
+    bigram_hash_dim: int
+    bigram_hash: str
+    bigram_init_std: float
+    bigram_in_norm: int
+    unet_skips: int
+    jepa_chunk_size: int
+    jepa_latent_dim: int
+    jepa_sigreg_weight: float
+    doc_boundary: int
+    skip_gates: int
+    parallel_start_layer: int
+    num_loops: int
+    loop_start: int
+    loop_end: int
+    attn_gate_scale: float
+    scan_chunk: int
+    patch_size: int
+    patch_decoder: str
+
+    @classmethod
+    def from_hparams(cls, args: Hyperparameters, vocab_size: int) -> ModelConfig:
+        return cls(vocab_size, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)[1:]})
+
+
+MODEL_KNOBS = tuple(f.name.upper() for f in dataclasses.fields(ModelConfig)[1:])
 
 
 class CastedLinear(nn.Linear):
@@ -609,16 +665,17 @@ class CausalSelfAttention(nn.Module):
         return qkv.unflatten(-1, (-1, self.head_dim)).split([self.num_heads, self.num_kv_heads, self.num_kv_heads], -2)
 
     def forward(self, x: Tensor) -> Tensor:
-        bsz, seqlen, dim = x.shape
+        return self.proj(self.attend(x).flatten(2))
+
+    def attend(self, x: Tensor) -> Tensor:
+        """Each head's output (batch, time, heads, head_dim), before the output projection."""
         q, k, v = self.qkv(x)
         # RMS-normed q and k; cast back to the matmul dtype so the attention kernel runs in bf16.
         q, k = F.rms_norm(q, (self.head_dim,)), F.rms_norm(k, (self.head_dim,))
         q = (rotary(q, self.rope_base, self.rope_dims) * self.q_gain[None, None, :, None]).to(v.dtype)
         k = rotary(k, self.rope_base, self.rope_dims).to(v.dtype)
         y = causal_attention(q, k, v)
-        if self.xsa:
-            y = exclude_own_value(y, v)
-        return self.proj(y.reshape(bsz, seqlen, dim))
+        return exclude_own_value(y, v) if self.xsa else y
 
 
 class MLP(nn.Module):
@@ -652,14 +709,16 @@ class Block(nn.Module):
 
 
 class SmearGate(nn.Module):
-    """Blends each position with the previous one: (1 - g) * x_t + g * x_{t-1}, g = sigmoid(per channel)."""
+    """Blends each position with the previous one: (1 - g) * x_t + g * x_{t-1}, g = sigmoid(per channel); positions
+    in `cut` (document starts, with DOC_BOUNDARY) see zeros before them, as the first position does."""
 
     def __init__(self, dim: int):
         super().__init__()
         self.gate = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.lerp(x, F.pad(x[:, :-1], (0, 0, 1, 0)), torch.sigmoid(self.gate).to(x.dtype))
+    def forward(self, x: Tensor, cut: Tensor) -> Tensor:
+        previous = F.pad(x[:, :-1], (0, 0, 1, 0)).masked_fill(cut[..., None], 0)
+        return torch.lerp(x, previous, torch.sigmoid(self.gate).to(x.dtype))
 
 
 class BigramHash(nn.Module):
@@ -672,16 +731,16 @@ class BigramHash(nn.Module):
         nn.init.normal_(self.embed.weight, std=cfg.bigram_init_std)
         self.proj = CastedLinear(cfg.bigram_hash_dim, cfg.model_dim, zero_init=True)
 
-    def bucket_ids(self, ids: Tensor) -> Tensor:
-        prev = F.pad(ids[:, :-1], (1, 0))  # id 0 stands before the first position
+    def bucket_ids(self, ids: Tensor, cut: Tensor) -> Tensor:
+        prev = F.pad(ids[:, :-1], (1, 0)).masked_fill(cut, 0)  # id 0 stands before the first position (and a cut)
         if self.hash == "seed":  # PR #705's hash: only the low bits of prev reach the bucket
             return (prev * 256 + ids) % self.buckets
         # Fibonacci hashing: the high half of the 32-bit product depends on every bit of the pair.
         key = (prev * self.vocab_size + ids) * 2654435761 & 0xFFFFFFFF
         return key * self.buckets >> 32
 
-    def forward(self, ids: Tensor) -> Tensor:
-        return self.proj(self.embed(self.bucket_ids(ids)))
+    def forward(self, ids: Tensor, cut: Tensor) -> Tensor:
+        return self.proj(self.embed(self.bucket_ids(ids, cut)))
 
 
 SIGREG_KNOTS, SIGREG_PROJECTIONS = (0.2, 3.0, 17), 256  # linspace of the knots t; random directions
@@ -733,12 +792,14 @@ class ChunkJepa(nn.Module):
 class ByteGPT(nn.Module):
     """Tied byte embedding (+ bigram), RMSNorm, SmearGate, blocks with U-Net skips, chunk-JEPA, softcapped head."""
 
+    looping = True  # depth recurrence (frontier_next.py) runs its loop when True; training holds it off at first
+
     def __init__(self, cfg: ModelConfig, mixers: dict | None = None):
         super().__init__()
         self.cfg, mixers = cfg, mixers or {"A": CausalSelfAttention}
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
         nn.init.normal_(self.tok_emb.weight, std=cfg.tied_embed_init_std)
-        self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else nn.Identity()
+        self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else lambda x, cut: x
         self.bigram = BigramHash(cfg) if cfg.bigram_hash_buckets else None
         self.blocks = nn.ModuleList(Block(cfg, i, mixers[letter](cfg, i)) for i, letter in enumerate(cfg.block_pattern))
         self.num_encoder_layers = len(self.blocks) // 2
@@ -752,11 +813,13 @@ class ByteGPT(nn.Module):
                     nn.init.orthogonal_(m.weight)
 
     def embed(self, ids: Tensor) -> Tensor:
+        """Byte (+ bigram) embedding and SmearGate; with DOC_BOUNDARY nothing reaches a document's BOS from before it."""
+        cut = ids == (BOS_ID if self.cfg.doc_boundary else -1)  # no id is -1: nothing is cut
         x, dim = self.tok_emb(ids), (self.cfg.model_dim,)
-        bigram = self.bigram(ids) if self.bigram is not None else 0
+        bigram = self.bigram(ids, cut) if self.bigram is not None else 0
         if self.cfg.bigram_in_norm:
-            return self.smear(F.rms_norm(x + bigram, dim))
-        return self.smear(F.rms_norm(x, dim)) + bigram
+            return self.smear(F.rms_norm(x + bigram, dim), cut)
+        return self.smear(F.rms_norm(x, dim), cut) + bigram
 
     def trunk(self, x: Tensor) -> Tensor:
         """The residual stream runs in autocast's dtype (bf16 on GPU): half the bytes of fp32."""
@@ -798,8 +861,15 @@ def needs_research_module(config) -> bool:
     return bool(config.block_pattern.strip("A")) or config.patch_size > 1
 
 
+def needs_next_module(config) -> bool:
+    """Gated skips, parallel lanes, depth recurrence or the attention gate: models that frontier_next.py builds."""
+    return bool(config.skip_gates or config.parallel_start_layer or config.num_loops or config.attn_gate_scale)
+
+
 def build_model(cfg: ModelConfig) -> ByteGPT:
-    return optional_module("research_options").build_model(cfg) if needs_research_module(cfg) else ByteGPT(cfg)
+    if needs_research_module(cfg):
+        return optional_module("research_options").build_model(cfg)
+    return optional_module("frontier_next").NextByteGPT(cfg) if needs_next_module(cfg) else ByteGPT(cfg)
 
 
 # -----------------------------
@@ -880,9 +950,10 @@ def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = Fals
         return torch.optim.AdamW([{"params": params, "lr": lr, "base_lr": lr}], betas=(args.beta1, args.beta2),
                                  eps=args.adam_eps, weight_decay=weight_decay, fused=params[0].is_cuda)
 
-    muon = Muon(matrices, args.matrix_lr, args.muon_momentum, (NEWTON_SCHULZ_COEFFICIENTS,) * args.muon_backend_steps,
-                args.muon_weight_decay, torch.compile(newton_schulz) if compile else newton_schulz,
-                torch.bfloat16 if bf16 else torch.float32)
+    coefficients = ((NEWTON_SCHULZ_COEFFICIENTS,) * args.muon_backend_steps if args.ns_coefficients == "quintic"
+                    else optional_module("frontier_next").POLAR_EXPRESS_COEFFICIENTS[: args.muon_backend_steps])
+    muon = Muon(matrices, args.matrix_lr, args.muon_momentum, coefficients, args.muon_weight_decay,
+                torch.compile(newton_schulz) if compile else newton_schulz, torch.bfloat16 if bf16 else torch.float32)
     optimizers = [adam(embeddings, args.tied_embed_lr, args.adam_weight_decay), muon,
                   adam(scalars, args.scalar_lr, args.adam_weight_decay)]
     return optimizers + ([adam(jepa, args.jepa_lr, 0.0)] if jepa else []), muon
@@ -1402,7 +1473,8 @@ class Progress:
 
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
-    """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or of the time left, whichever ends first."""
+    """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or of the time left, whichever ends first,
+    down to MIN_LR."""
     if args.warmdown_iters <= 0:
         return 1.0
     scale = min(1.0, max(args.iterations - step, 0) / args.warmdown_iters)
@@ -1410,7 +1482,7 @@ def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
         step_ms = elapsed_ms / max(step, 1)
         remaining_ms = max(1000 * args.max_wallclock_seconds - elapsed_ms, 0.0)
         scale = min(scale, remaining_ms / max(args.warmdown_iters * step_ms, 1e-9))
-    return scale
+    return max(scale, args.min_lr)
 
 
 def training_fraction(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
@@ -1457,14 +1529,20 @@ class Trainer:
         return losses[0], losses[1]
 
     def prime(self) -> None:
-        """WARMUP_STEPS real steps compile and warm every path; then weights, optimizers and data are put back."""
-        if self.args.warmup_steps <= 0:
+        """WARMUP_STEPS real steps compile and warm every path (each graph of a depth recurrence), when something is
+        compiled; then weights, optimizers and data are put back."""
+        if self.args.warmup_steps <= 0 or not self.rt.compile:
+            self.rt.log(f"warmup_steps:0 ({'nothing is compiled' if not self.rt.compile else 'WARMUP_STEPS=0'})")
             return
         weights, opt_states = copy.deepcopy((self.model.state_dict(), [o.state_dict() for o in self.optimizers]))
         data_position = self.loader.state()
-        for i in range(self.args.warmup_steps):
-            self.step(0, 1.0, 0.0)
-            self.rt.log(f"warmup_step:{i + 1}/{self.args.warmup_steps}")
+        phases = (False, True) if self.model.cfg.num_loops else (True,)  # a depth recurrence compiles two graphs
+        for looping in phases:
+            self.model.looping = looping
+            for i in range(self.args.warmup_steps):
+                self.step(0, 1.0, 0.0)
+                loop = f" loop:{'on' if looping else 'off'}" if len(phases) > 1 else ""
+                self.rt.log(f"warmup_step:{i + 1}/{self.args.warmup_steps}{loop}")
         self.model.load_state_dict(weights)
         for opt, state in zip(self.optimizers, opt_states):
             opt.load_state_dict(state)
@@ -1511,6 +1589,7 @@ class Trainer:
                 break
             lr = lr_scale(args, progress.step, progress.training_ms)
             fraction = training_fraction(args, progress.step, progress.training_ms)
+            self.model.looping = fraction >= args.enable_looping_at
             train_loss, aux_loss = self.step(progress.step, lr, jepa_weight(args, fraction))
             progress.step += 1
             measured = time.perf_counter()  # before the step's GPU work ends: the rest counts in the next step
@@ -1558,6 +1637,9 @@ def train(args: Hyperparameters, rt: Runtime, scorer: Scorer, model: ByteGPT, hi
                f"train_time:{p.training_ms:.0f}ms step_avg:{p.training_ms / max(p.step, 1):.2f}ms")
 
     progress = trainer.run(progress, averages, validate)
+    if model.cfg.num_loops and not model.looping:
+        rt.log("warning: training ended before ENABLE_LOOPING_AT; the model is scored (and saved) with its loop on")
+    model.looping = True  # the artifact's model, as EVAL_ONLY rebuilds it
     check_replicas(rt, model)
     if rt.device.type == "cuda":
         rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GPU check, one H100/H200, no network, at most ~6 minutes: python scripts/gpu_check.py --out DIR
+"""GPU check, one H100/H200, no network, about 5 minutes: python scripts/gpu_check.py --out DIR [--work DIR]
 
 Writes byte260 shards of real text (the Python standard library's own source files, which every machine
 with Python has), runs train_byte_model.py with the default recipe (RECIPE=frontier) on one GPU for 50
@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -160,32 +161,35 @@ def table_rows(found: dict, knobs: dict) -> list[tuple[str, str]]:
     return rows
 
 
-def run_trainer(knobs: dict, data: Path, out: Path, budget: float) -> str:
-    """Runs the trainer; '' when its log ends in final_summary, else why not."""
-    env = {**os.environ, **knobs, "DATA_PATH": str(data), "LOG_DIR": str(out), "RUN_ID": RUN_ID}
+def run_trainer(knobs: dict, data: Path, work: Path, budget: float) -> str:
+    """Runs the trainer with its files in `work`; '' when its log ends in final_summary, else why not."""
+    env = {**os.environ, **knobs, "DATA_PATH": str(data), "LOG_DIR": str(work), "RUN_ID": RUN_ID}
     try:
         code = subprocess.run([sys.executable, str(REPO / "train_byte_model.py")], env=env, cwd=REPO,
                               timeout=budget).returncode
     except subprocess.TimeoutExpired:
         return f"the trainer was stopped at the check's budget of {budget:.0f} s"
-    log = out / f"{RUN_ID}.txt"
+    log = work / f"{RUN_ID}.txt"
     last = log.read_text().rstrip("\n").rsplit("\n", 1)[-1] if log.is_file() else ""
     return "" if last.startswith("final_summary:") else f"the trainer exited {code}; its log ends: {last[:300]!r}"
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("gpu_check_out"))
-    p.add_argument("--data", type=Path, default=Path("/tmp/gpu_check_data"), help="where the synthetic shards go")
-    p.add_argument("--budget", type=float, default=330.0, help="seconds the trainer may run (the table comes after)")
+    p.add_argument("--out", type=Path, default=Path("gpu_check_out"), help="the table and the log (small files only)")
+    p.add_argument("--work", type=Path, default=Path("/tmp/gpu_check_work"),
+                   help="the shards, the weights (~98 MB) and the artifact")
+    p.add_argument("--budget", type=float, default=280.0, help="seconds the trainer may run (the table comes after)")
     p.add_argument("--smoke", action="store_true", help="tiny CPU run that checks this script")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     knobs = SMOKE_KNOBS if a.smoke else CHECK_KNOBS
     print(f"python {sys.version.split()[0]} ({sys.executable})", flush=True)
-    make_data(a.data, train_ids=2_000_000 if a.smoke else 24_000_000, val_ids=50_000 if a.smoke else 1_000_000)
-    failure = run_trainer(knobs, a.data, a.out, a.budget)
-    log = a.out / f"{RUN_ID}.txt"
+    make_data(a.work / "data", train_ids=2_000_000 if a.smoke else 24_000_000, val_ids=50_000 if a.smoke else 1_000_000)
+    failure = run_trainer(knobs, a.work / "data", a.work, a.budget)
+    log = a.work / f"{RUN_ID}.txt"
+    if log.is_file():
+        shutil.copy(log, a.out / log.name)
     found = parse_log(log.read_text() if log.is_file() else "")
     if found["steps"]:
         table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in table_rows(found, knobs))

@@ -32,7 +32,7 @@ def test_flops_per_token_of_the_default_recipe_written_out():
 @pytest.mark.slow
 def test_smoke_check_prints_the_whole_table(tmp_path):
     command = [sys.executable, str(REPO / "scripts" / "gpu_check.py"), "--smoke", "--out", str(tmp_path / "out"),
-               "--data", str(tmp_path / "data")]
+               "--work", str(tmp_path / "work")]
     proc = subprocess.run(command, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     table = (tmp_path / "out" / "gpu_check_table.md").read_text()
@@ -52,7 +52,7 @@ def test_check_script_without_zstandard_says_what_to_carry_and_still_prints_the_
     the table comes from the training part of the log, and the layer timing runs after it."""
     tree = tmp_path / "tree"
     for name in ("train_byte_model.py", "research_options.py", "convert_to_bytes.py", "scripts/gpu_check.sh",
-                 "scripts/gpu_check.py", "scripts/gpu_layers.py"):
+                 "scripts/gpu_check.py", "scripts/gpu_layers.py", "scripts/gpu_wheels.txt"):
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, tree / name)
     hidden = tmp_path / "hide" / "zstandard"
@@ -66,11 +66,14 @@ def test_check_script_without_zstandard_says_what_to_carry_and_still_prints_the_
     assert proc.returncode == 1, out[-3000:] + proc.stderr[-2000:]
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert out.startswith(f"python {version}: ")
-    assert (f"to carry one: pip download --only-binary=:all: --python-version {version} "
-            "--platform manylinux2014_x86_64 zstandard -d .whl") in out
+    assert f"zstandard: not installed and no wheel for Python {version} in .whl/ (run bash scripts/fetch_gpu_wheels.sh" in out
     assert "warning: the artifact needs the zstandard package (pip install zstandard); without it" in out
     assert "| ms per step (8 micro-steps) | " in out and "| sliding eval targets/s (stride 64) | " in out
     assert "| int6+zstd artifact bytes |" not in out
     assert ("gpu_check: the trainer exited 2; its log ends: 'error: the artifact needs the zstandard package "
             "(pip install zstandard)'") in out
     assert out.index("gpu_check: the trainer exited 2") < out.index("A    eager: ")  # layers after the table
+    # OUT_DIR holds what comes back from a lent GPU: small files, the log among them; the weights stay behind.
+    files = {p.name: p.stat().st_size for p in (tmp_path / "out").iterdir()}
+    assert {"device.txt", "gpu_check_console.txt", "gpu_check.txt", "gpu_check_table.md", "layers.txt"} <= set(files)
+    assert max(files.values()) < 1_000_000 and (tmp_path / "gpu_check_work" / "gpu_check.final.pt").is_file()

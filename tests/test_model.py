@@ -360,12 +360,13 @@ def test_bigram_hash_mix_uses_every_bit_of_previous_byte():
     bigram = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096))
     seed_hash = tbm.BigramHash(tiny_config(bigram_hash_buckets=4096, bigram_hash="seed"))
     prevs = [torch.tensor([[p, 100]]) for p in (5, 5 + 16, 5 + 128)]  # differ only above bit 4
-    seed_buckets = {int(seed_hash.bucket_ids(p)[0, 1]) for p in prevs}
-    mix_buckets = {int(bigram.bucket_ids(p)[0, 1]) for p in prevs}
+    uncut = torch.zeros(1, 2, dtype=torch.bool)
+    seed_buckets = {int(seed_hash.bucket_ids(p, uncut)[0, 1]) for p in prevs}
+    mix_buckets = {int(bigram.bucket_ids(p, uncut)[0, 1]) for p in prevs}
     assert len(seed_buckets) == 1  # PR #705's (prev * 256 + cur) % 4096 sees only prev's low 4 bits
     assert len(mix_buckets) == 3
     pairs = torch.cartesian_prod(torch.arange(260), torch.arange(260))  # rows (prev, cur)
-    buckets = bigram.bucket_ids(pairs.view(1, -1)).view(-1)[1::2]  # each cur sits right after its prev
+    buckets = bigram.bucket_ids(pairs.view(1, -1), torch.zeros(1, pairs.numel(), dtype=torch.bool)).view(-1)[1::2]
     assert buckets.min() >= 0 and buckets.max() < 4096
     assert torch.bincount(buckets, minlength=4096).max() <= 4 * (260 * 260 / 4096)  # spread, not clumped
 
@@ -375,10 +376,11 @@ def test_bigram_placement_follows_the_recipe():
     ids = torch.randint(4, 260, (2, 9))
     for in_norm in (0, 1):
         model = randomized(tbm.ByteGPT(tiny_config(bigram_in_norm=in_norm)))
+        uncut = torch.zeros_like(ids, dtype=torch.bool)
         with torch.no_grad():
-            byte, bigram = model.tok_emb(ids), model.bigram(ids)
-            expected = (model.smear(F.rms_norm(byte + bigram, (64,))) if in_norm
-                        else model.smear(F.rms_norm(byte, (64,))) + bigram)
+            byte, bigram = model.tok_emb(ids), model.bigram(ids, uncut)
+            expected = (model.smear(F.rms_norm(byte + bigram, (64,)), uncut) if in_norm
+                        else model.smear(F.rms_norm(byte, (64,)), uncut) + bigram)
             torch.testing.assert_close(model.embed(ids), expected)
 
 

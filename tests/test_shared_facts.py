@@ -48,7 +48,7 @@ def test_shard_writers_write_what_the_trainer_reads(tmp_path):
 
 
 def test_byte260_ids():
-    assert tbm.BYTE260_FIRST_BYTE_ID == ctb.BYTE_OFFSET == 4
+    assert tbm.BYTE260_FIRST_BYTE_ID == ctb.BYTE_OFFSET == 4 and tbm.BOS_ID == ctb.BOS_ID == 1
     assert helpers.byte260_documents(b"ab", 10).tolist() == [ctb.BOS_ID, ord("a") + 4, ord("b") + 4]
     assert f'"{ctb.SIDECAR_NAME}"' in TRAINER_SOURCE  # where the trainer looks for the layout
 

@@ -38,7 +38,8 @@ def test_log_has_every_required_line(finished_run):
     lines = log_lines(log_dir, "e2e")
     for pattern in [r"knob:TRAIN_SEQ_LEN=64 \(env\)", r"knob:MATRIX_LR=0.025 \(default\)", r"recipe:frontier device:cpu ",
                     r"attention_kernel:sdpa",
-                    r"model_params:\d+", r"projected_total_bytes:\d+", r"warmup_step:1/1",
+                    r"model_params:\d+", r"projected_total_bytes:\d+", r"warmup_steps:0 \(nothing is compiled\)",
+                    r"end_of_training_reserve:\d+ms gptq:\d+ms \(\d+ calibration rounds\) heldout:\d+ms \(3 weight candidates\)",
                     r"step:1/20 train_loss:[\d.]+ train_time:\d+ms step_avg:[\d.]+ms",
                     r"step:10/20 val_loss:[\d.]+ val_bpb:[\d.]+ train_time:\d+ms step_avg:[\d.]+ms",
                     r"step:20/20 val_loss:[\d.]+ val_bpb:[\d.]+",
