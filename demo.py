@@ -7,6 +7,7 @@ convert_to_bytes.py), then runs train_byte_model.py on it with a small model for
 steps, so the result does not depend on the machine's speed: evaluation, int6+zstd export, reload and
 re-evaluation included. Any knob below can be overridden from the environment, e.g. ITERATIONS=30
 python demo.py; DATA_PATH set in the environment trains on that data instead of the demo's.
+python demo.py --print-command prints the trainer command it runs, to copy and change (the data must be built).
 """
 from __future__ import annotations
 
@@ -28,19 +29,22 @@ DEMO_SHAPE = {"MODEL_DIM": 128, "NUM_LAYERS": 4, "NUM_HEADS": 4, "MLP_HIDDEN": 2
 DEMO_RUN = {"MAX_WALLCLOCK_SECONDS": 0, "WARMUP_STEPS": 0, "TRAIN_LOG_EVERY": 20, "VAL_LOSS_EVERY": 120,
             "HELDOUT_TOKENS": 32768, "VAL_SLIDING_STRIDE": 128, "EVAL_BATCH_SEQS": 32, "GPTQ_CALIB_TOKENS": 32768}
 # Optimizer steps of each recipe's 600 s on 8xH100: PR #832 ran 9,000 at 63 ms; PR #705 ran ~83 ms per step.
-FULL_SCALE_STEPS = {"frontier": 9000, "pr832": 9000, "pr705": 7200}
+FULL_SCALE_STEPS = {"frontier": 9000, "frontier_next": 7000, "pr832": 9000, "pr705": 7200}
 
 
 def demo_knobs(recipe: str = "frontier", steps: int = DEMO_STEPS) -> dict[str, str]:
-    """The recipe at the demo's shape: its KV-head, RoPE, XSA and JEPA sizes kept in proportion to the
-    model, its step-count knobs (warmdown, momentum warmup, EMA horizon, SWA period) scaled from its
-    full-scale run length to `steps`."""
+    """The recipe at the demo's shape: its KV-head, RoPE, XSA and JEPA sizes and its layer indices (recurrent span,
+    parallel lanes) kept in proportion to the model, its step-count knobs (warmdown, momentum warmup, EMA horizon, SWA
+    period) scaled from its full-scale run length to `steps`."""
     full = tbm.Hyperparameters({"RECIPE": recipe})
     shrink, head_dim = steps / FULL_SCALE_STEPS[recipe], DEMO_SHAPE["MODEL_DIM"] // DEMO_SHAPE["NUM_HEADS"]
+    layer = lambda i: min(DEMO_SHAPE["NUM_LAYERS"] - 1, round(i * DEMO_SHAPE["NUM_LAYERS"] / full.num_layers))  # noqa: E731
     knobs = {**DEMO_SHAPE, **DEMO_RUN, "RECIPE": recipe, "ITERATIONS": steps,
              "NUM_KV_HEADS": max(1, DEMO_SHAPE["NUM_HEADS"] * full.num_kv_heads // full.num_heads),
              "ROPE_DIMS": 2 * max(1, round(full.rope_dims / full.head_dim * head_dim / 2)),
              "XSA_LAST_N": round(full.xsa_last_n * DEMO_SHAPE["NUM_LAYERS"] / full.num_layers),
+             **({"LOOP_START": layer(full.loop_start), "LOOP_END": layer(full.loop_end)} if full.num_loops else {}),
+             **({"PARALLEL_START_LAYER": layer(full.parallel_start_layer)} if full.parallel_start_layer else {}),
              "JEPA_LATENT_DIM": full.jepa_latent_dim * DEMO_SHAPE["MODEL_DIM"] // full.model_dim,
              "WARMDOWN_ITERS": round(full.warmdown_iters * shrink),
              "MUON_MOMENTUM_WARMUP_STEPS": round(full.muon_momentum_warmup_steps * shrink),
@@ -55,7 +59,13 @@ DEMO_KNOBS = demo_knobs()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=REPO / "data" / "demo", help="where the demo data lives")
+    parser.add_argument("--print-command", action="store_true", help="print the trainer command, run nothing")
     args = parser.parse_args()
+    if args.print_command:
+        recipe = os.environ.get("RECIPE", "frontier")
+        knobs = {**demo_knobs(recipe), "DATA_PATH": os.path.relpath(args.root / "bytes", REPO)}
+        print(" ".join(f"{k}={v}" for k, v in sorted(knobs.items())) + " python train_byte_model.py")
+        return
     data = os.environ.get("DATA_PATH")
     if data:
         print(f"demo: training on DATA_PATH={data} from the environment (the demo data is not built)")
@@ -65,8 +75,10 @@ def main() -> None:
     env = {**DEMO_KNOBS, **os.environ, "DATA_PATH": data, "RUN_ID": run_id}
     code = subprocess.call([sys.executable, str(REPO / "train_byte_model.py")], env=env, cwd=REPO)
     log_dir = REPO / env.get("LOG_DIR", "logs")
+    artifact = log_dir / (run_id + ".int6.ptz")
     print(f"\ndemo finished (exit {code})\n  log:      {log_dir / (run_id + '.txt')}\n"
-          f"  artifact: {log_dir / (run_id + '.int6.ptz')}\n  data:     {data}")
+          f"  artifact: {artifact if code == 0 and artifact.is_file() else 'none (the run did not finish)'}\n"
+          f"  data:     {data}")
     sys.exit(code)
 
 

@@ -7,7 +7,7 @@ imports this module only when one of those knobs is set, and then counts its byt
 from __future__ import annotations
 
 import dataclasses
-import os
+import io
 import zipfile
 from pathlib import Path
 
@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from train_byte_model import (ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress, RunError, Runtime, Scorer,
-                              build_model, code_sha256, decode_artifact, export_and_score, require, size_report)
+                              build_model, code_bytes, code_sha256, decode_artifact, export_and_score, require,
+                              size_report, write_atomic)
 
 # -----------------------------
 # CHECKPOINTS
@@ -33,9 +34,9 @@ def save_checkpoint(path: Path, progress: Progress, trainer, averages) -> None:
              "averages": {"ema": averages.ema, "swa_sum": averages.swa_sum, "swa_count": averages.swa_count},
              "loader": trainer.loader.state(), "rng_cpu": torch.get_rng_state(),
              "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
 
 
 def checkpoint(trainer, progress: Progress, averages) -> None:
@@ -85,8 +86,8 @@ def load_artifact_model(path: Path) -> tuple[dict, ByteGPT]:
     return header, model_from_state(path, header["config"], state)
 
 
-def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes], path: Path,
-                       kind: str, saved: dict, model: ByteGPT) -> Scorer:
+def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, path: Path, kind: str, saved: dict,
+                       model: ByteGPT) -> Scorer:
     """Checks the data, takes the saved context and stride unless set in the environment."""
     require(saved["layout"] == spec.layout and model.cfg.vocab_size == spec.vocab_size,
             f"{path}: {kind} is for {saved['layout']} (vocab {model.cfg.vocab_size}) but DATA_PATH holds "
@@ -98,36 +99,41 @@ def saved_model_scorer(args: Hyperparameters, rt: Runtime, spec: DataSpec, files
            f"({args.source['VAL_SLIDING_STRIDE']}); {kind}'s: {saved['eval']}")
     scorer = Scorer(args, rt, spec)
     model.to(rt.device)
-    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits, args.quant_clip)))
+    rt.log("\n".join(size_report(model, code_bytes(), args)))
     return scorer
 
 
-def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+def eval_only(args: Hyperparameters, rt: Runtime, spec: DataSpec) -> dict:
     artifact = Path(args.eval_only)
     require(artifact.is_file(), f"EVAL_ONLY {artifact}: no such file")
     header, model = load_artifact_model(artifact)
-    if header["code_sha256"] != code_sha256(files):
+    if header["code_sha256"] != code_sha256():
         rt.log("note: the artifact was written by a different train_byte_model.py (code_sha256 differs)")
-    scorer = saved_model_scorer(args, rt, spec, files, artifact, "artifact", header, model)
+    scorer = saved_model_scorer(args, rt, spec, artifact, "artifact", header, model)
     post_quant = scorer.final_report(model, scorer.hidden_fn(model))
     return {"eval_only": True, "post_quant": post_quant, "artifact": str(artifact), "coverage": scorer.coverage,
             "val_sha256": scorer.val_sha256}
 
 
-def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+def export_only(args: Hyperparameters, rt: Runtime, spec: DataSpec) -> dict:
+    """Exports and scores a run's LOG_DIR/RUN_ID.final.pt, or the weights of a resumable checkpoint (.ckpt: its raw
+    weights at that step, its layout and context taken from DATA_PATH and the knobs)."""
     path = Path(args.export_only)
     require(zipfile.is_zipfile(path), f"EXPORT_ONLY {path}: no such file, or not one that torch.save wrote")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)  # no code runs from the file
         config, state = saved["config"], saved["model"]
     except Exception as exc:  # whatever a malformed file makes the unpickler raise
-        raise RunError(f"EXPORT_ONLY {path}: not a final-weights file ({type(exc).__name__})") from None
+        raise RunError(f"EXPORT_ONLY {path}: not a final-weights file or checkpoint ({type(exc).__name__})") from None
+    if "progress" in saved:
+        rt.log(f"export_only: {path} is a checkpoint at step {saved['progress']['step']}: its raw weights (no held-out "
+               "choice of EMA/SWA); layout and context from DATA_PATH and the knobs")
+        saved = {**saved, "layout": spec.layout, "eval": {}}
     model = model_from_state(path, config, state)
-    scorer = saved_model_scorer(args, rt, spec, files, path, "checkpoint", saved, model)
+    scorer = saved_model_scorer(args, rt, spec, path, "checkpoint" if "progress" in saved else "weights", saved, model)
     hidden_fn = scorer.hidden_fn(model)
     pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    return {"export_only": str(path), "pre_quant": pre_quant,
-            **export_and_score(args, rt, spec, scorer, model, hidden_fn, files),
+    return {"export_only": str(path), "pre_quant": pre_quant, **export_and_score(args, rt, spec, scorer, model, hidden_fn),
             "coverage": scorer.coverage, "val_sha256": scorer.val_sha256}
 
 
@@ -146,10 +152,9 @@ def dump_losses(path: str, rt: Runtime, losses: Tensor, method: str) -> None:
     """EVAL_DUMP: the final score's per-target losses (nats, float32, val order) as .npy, written by rank 0."""
     everything = gather_losses(losses, rt)
     if everything is not None:
-        tmp = Path(path + ".tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, everything.astype(np.float32))
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, everything.astype(np.float32))
+        write_atomic(Path(path), buffer.getvalue())
         rt.log(f"eval_dump:{path} targets:{everything.size} ({method})")
 
 

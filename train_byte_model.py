@@ -81,7 +81,7 @@ KNOBS = (
     ("RUN_ID", "", "name of the log/artifact files (default: a random uuid, the same on every rank)"),
     ("LOG_DIR", "logs", "where $RUN_ID.txt, the artifact and checkpoints go"),
     ("SEED", 1337, "random seed for initialization"),
-    ("RECIPE", "frontier", "frontier | pr832 | pr705: a published configuration (see the end of --help)"),
+    ("RECIPE", "frontier", "frontier | frontier_next | pr832 | pr705: a configuration (see the end of --help)"),
     # model
     ("NUM_LAYERS", 13, "transformer blocks"),
     ("MODEL_DIM", 512, "residual width"),
@@ -156,7 +156,7 @@ KNOBS = (
     # logging, evaluation, artifact
     ("TRAIN_LOG_EVERY", 200, "train-loss log period in steps (the first 10 steps are always logged)"),
     ("VAL_LOSS_EVERY", 0, "validation period in steps (0 = only at the end)"),
-    ("VAL_SLIDING_STRIDE", 512, "sliding-window eval stride (TRAIN_SEQ_LEN = non-overlapping)"),
+    ("VAL_SLIDING_STRIDE", 0, "sliding-window eval stride (TRAIN_SEQ_LEN = non-overlapping; 0 = TRAIN_SEQ_LEN / 8)"),
     ("VAL_SLIDING_MAX_TOKENS", 0, "0 = score all of val; else only its first this-many tokens (printed)"),
     ("EVAL_BATCH_SEQS", 32, "windows per evaluation batch per rank"),
     ("EVAL_DUMP", "", "write every target's final loss (nats, float32, val order) to this .npy"),
@@ -170,7 +170,11 @@ KNOBS = (
     ("PPM_ORDER", 0, "PPM-D byte mixture: maximum context order (0 = off; needs numba)"),
     ("PPM_WEIGHT", 0.0, "PPM mixture weight; 0 = adaptive (one weight per confidence bucket, learned online)"),
     ("PPM_LR", 0.02, "adaptive mixture: step size of the per-bucket weight logits"),
-    ("ALLOW_OVER_CAP", 0, "1 = finish with exit 0 even when code + artifact exceed 16,000,000 bytes"),
+    ("SIZE_CAP", SIZE_CAP_BYTES, "bytes that code + artifact may take (the challenge's 16,000,000)"),
+    ("CAP_FIT", 1, "1 = an export over SIZE_CAP is redone at the finest coarser setting that fits (cap_fit.py)"),
+    ("ALLOW_OVER_CAP", 0, "1 = finish with exit 0 even when code + artifact exceed SIZE_CAP"),
+    ("MEMORY_CHECK", 1, "1 = stop at start-up when the estimated peak memory exceeds what the device has free"),
+    ("ALLOW_UNKNOWN_KNOBS", 0, "1 = run despite a likely typo of a knob or another script's knob (warned, ignored)"),
     ("CHECKPOINT_EVERY", 0, "write a resumable checkpoint every this-many steps (0 = off)"),
     ("RESUME", "", "checkpoint to continue from"),
     ("EVAL_ONLY", "", "artifact to score on DATA_PATH's val without training (its context and stride by default)"),
@@ -192,6 +196,11 @@ RECIPES = {
     "frontier": {},
     # PR #832 as published: its bigram table and projection both start at zero, so they stay zero.
     "pr832": {"BIGRAM_INIT_STD": 0.0, "ITERATIONS": 9000},
+    # The token records after PR #832 on our stack (frontier_next.py; README "Recipes" says why each part): a candidate,
+    # not yet run on 8xH100.
+    "frontier_next": {"DOC_BOUNDARY": 1, "NS_COEFFICIENTS": "polar_express", "MIN_LR": 0.1, "SKIP_GATES": 1,
+                      "PARALLEL_START_LAYER": 8, "ATTN_GATE_SCALE": 0.5, "QK_GAIN_INIT": 5.0, "XSA_LAST_N": 13,
+                      "EMA_DECAY": 0.9965, "NUM_LOOPS": 2, "LOOP_START": 3, "LOOP_END": 5, "ITERATIONS": 7000},
     # PR #705, the seed: 8/8 heads, full RoPE, no XSA/LN scale/ortho init/JEPA, its LRs, EMA + SWA.
     "pr705": {"NUM_KV_HEADS": 8, "ROPE_DIMS": 0, "XSA_LAST_N": 0, "LN_SCALE": 0, "ORTHO_INIT": 0,
               "BIGRAM_HASH": "seed", "BIGRAM_IN_NORM": 0, "JEPA_CHUNK_SIZE": 0, "WARMUP_STEPS": 10,
@@ -211,7 +220,45 @@ KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N
                  "ITERATIONS": 0, "TRAIN_BATCH_TOKENS": 1, "VAL_SLIDING_STRIDE": 1, "EVAL_BATCH_SEQS": 1,
                  "TTT_STEPS": 0, "TTT_CHUNK_TOKENS": 1, "TTT_LORA_RANK": 1, "PPM_ORDER": 0, "PPM_WEIGHT": 0,
                  "GPTQ_BLOCK": 1, "GPTQ_CALIB_TOKENS": 1, "LQER_RANK": 0, "NUM_LOOPS": 0, "PARALLEL_START_LAYER": 0,
-                 "MIN_LR": 0, "ATTN_GATE_SCALE": 0}
+                 "MIN_LR": 0, "ATTN_GATE_SCALE": 0, "SIZE_CAP": 1}
+
+
+# Other scripts' names (PR #832's README command, the official train_gpt.py, the token records after PR #832). An
+# alias sets our knob (its knob: line names the alias); a switch (0/1) turns ours off, or on at the value given here;
+# a refused name stops the run, naming ours. Their other names are ours already.
+KNOB_ALIASES = {"MUON_WD": "MUON_WEIGHT_DECAY", "ADAM_WD": "ADAM_WEIGHT_DECAY", "BIGRAM_VOCAB_SIZE": "BIGRAM_HASH_BUCKETS",
+                "BIGRAM_DIM": "BIGRAM_HASH_DIM", "EVAL_STRIDE": "VAL_SLIDING_STRIDE", "COMPILE_MODEL": "USE_COMPILE",
+                "JEPA_PROJ_HIDDEN": "JEPA_LATENT_DIM", "SPARSE_ATTN_GATE_SCALE": "ATTN_GATE_SCALE"}
+KNOB_SWITCHES = {"EMA_ENABLED": ("EMA_DECAY", 0.997), "SWA_ENABLED": ("SWA_EVERY", 50), "SKIP_GATES_ENABLED":
+                 ("SKIP_GATES", 1), "SPARSE_ATTN_GATE_ENABLED": ("ATTN_GATE_SCALE", 1.0), "TIE_EMBEDDINGS": (None, 1)}
+KNOB_REFUSED = {"VAL_BATCH_SIZE": "EVAL_BATCH_SEQS, windows per evaluation batch and rank",
+                "EMBED_LR": "TIED_EMBED_LR, the embedding is tied", "HEAD_LR": "TIED_EMBED_LR, the embedding is tied",
+                "EVAL_SEQ_LEN": "TRAIN_SEQ_LEN, also the evaluation context", "VAL_MAX_TOKENS": "VAL_SLIDING_MAX_TOKENS",
+                "WARMDOWN_FRAC": "WARMDOWN_ITERS", "EMBED_WD": "ADAM_WEIGHT_DECAY", "TTT_ENABLED": "TTT_STEPS",
+                "TTT_EPOCHS": "TTT_STEPS", "GPTQ_RESERVE_SECONDS": "GPTQ_CALIB_TOKENS, the reserve is measured",
+                "QAT_ENABLED": "QUANT, GPTQ after training (no QAT)", "LATE_QAT_THRESHOLD": "QUANT (no QAT)"}
+
+
+def own_names(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, tuple], list[str]]:
+    """(env with other scripts' names turned into ours, {our knob: the alias it came as}, {our knob: (its value if a
+    switch turned it on and it is off, the switch)}, why each other name cannot be taken)."""
+    ours, came_as, switched_on, refused = dict(env), {}, {}, []
+    for name in sorted(key for key in env if key in KNOB_ALIASES or key in KNOB_SWITCHES or key in KNOB_REFUSED
+                       or key.endswith("_ENABLED") and key not in KNOB_NAMES):
+        knob, value = KNOB_SWITCHES[name][0] if name in KNOB_SWITCHES else KNOB_ALIASES.get(name), env[name]
+        if name in KNOB_SWITCHES and value in ("1", "0" if knob else "1"):
+            switched_on.update({knob: (KNOB_SWITCHES[name][1], name)} if knob and value == "1" else {})
+            ours.update({knob: "0"} if knob and value == "0" else {})
+            came_as.update({knob: name} if knob and value == "0" else {})
+        elif name in KNOB_ALIASES and ours.get(knob, value) == value:
+            ours[knob], came_as[knob] = value, name
+        elif name in KNOB_ALIASES:
+            refused.append(f"{name} ({name}={value!r} and {knob}={ours[knob]!r} disagree)")
+        elif name in KNOB_SWITCHES:
+            refused.append(f"{name} (this harness takes 1" + (f", or 0 for {knob}=0)" if knob else ": always tied)"))
+        else:
+            refused.append(f"{name} ({'here: ' + KNOB_REFUSED[name] if name in KNOB_REFUSED else 'no such switch'})")
+    return ours, came_as, switched_on, refused
 
 
 def parse_knob(name: str, default, raw):
@@ -230,22 +277,29 @@ class Hyperparameters:
     """Knob values as lower-case attributes; `source[NAME]` says env, recipe or default."""
 
     def __init__(self, env: dict[str, str] | None = None):
-        env = os.environ if env is None else env
+        env, came_as, switched_on, refused = own_names(os.environ if env is None else env)
         recipe = env.get("RECIPE", "frontier")
         require(recipe in RECIPES, f"RECIPE={recipe!r}: want one of {', '.join(RECIPES)}")
         preset, self.source = RECIPES[recipe], {}
         for name, default, _ in KNOBS:
-            origin = self.source[name] = "env" if name in env else "recipe" if name in preset else "default"
+            origin = "env" if name in env else "recipe" if name in preset else "default"  # (+ the alias it came as)
             raw = env[name] if origin == "env" else preset.get(name, default)
+            if name in switched_on and not parse_knob(name, default, raw):  # a switch turned it on
+                raw, origin = switched_on[name][0], f"env {switched_on[name][1]}"
+            self.source[name] = origin + (f" {came_as[name]}" if name in came_as else "")
             setattr(self, name.lower(), parse_knob(name, default, raw))
         self.block_pattern = self.block_pattern or "A" * self.num_layers
         self.mlp_hidden = self.mlp_hidden or self.mlp_mult * self.model_dim
         self.head_dim = self.model_dim // max(self.num_heads, 1)
         self.rope_dims = self.rope_dims or self.head_dim
+        self.val_sliding_stride = self.val_sliding_stride or max(1, self.train_seq_len // 8)
         self.validate()
-        self.warnings = [f"warning: {key} is not a knob; did you mean {close[0]}?" for key in sorted(env)
-                         if key not in KNOB_NAMES and key.isupper()
-                         and (close := difflib.get_close_matches(key, KNOB_NAMES, n=1, cutoff=0.85))]
+        names, taken = list(KNOB_NAMES) + list(KNOB_ALIASES) + list(KNOB_SWITCHES), {r.split()[0] for r in refused}
+        refused += [f"{key} (did you mean {close[0]}?)" for key in sorted(env) if key.isupper() and key not in names
+                    and key not in taken and (close := difflib.get_close_matches(key, names, n=1, cutoff=0.85))]
+        require(not refused or self.allow_unknown_knobs, f"not knobs here: {'; '.join(refused)}. "
+                "ALLOW_UNKNOWN_KNOBS=1 runs anyway, without them")
+        self.warnings = [f"warning: ignored (ALLOW_UNKNOWN_KNOBS=1): {name}" for name in refused]
 
     def validate(self) -> None:
         """Every knob check, in one place, before anything runs."""
@@ -1122,6 +1176,7 @@ ARTIFACT_MAGIC, ARTIFACT_FORMAT_VERSION, ARTIFACT_MAX_RAW_BYTES = b"BYTEGOLF", 3
 QUANT_MIN_NUMEL = 65_536  # smaller tensors (gains, scales, mixes, norms) stay fp16
 QUANT_LEVELS = {"int4": 7, "int6": 31, "int7": 63, "int8": 127}
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
+CAP_FIT_CLIPS = tuple(round(4 * 2 ** (i / 16), 3) for i in range(49))  # the cap fit's std:K, 4 to 32 (cap_fit.py)
 EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
 EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPTQ_DAMP", "GPTQ_CALIB_TOKENS",
                 "LQER_RANK")
@@ -1167,22 +1222,33 @@ def component(model: nn.Module, name: str) -> str:
     return f"blocks.{parts[2]}" if len(parts) > 3 else "blocks.scales"
 
 
-def size_report(model: nn.Module, code_bytes: int, embed_bits: int = 8, clip: str = "max") -> list[str]:
-    """Parameters, storage and projected artifact bytes per component, then the projected total."""
-    groups = collections.defaultdict(lambda: [0, set(), 0.0])  # parameters, storages, compressed bits
+def projected_bits_by_group(model: nn.Module, embed_bits: int, clip: str) -> dict[str, list]:
+    """Per report group: [parameters, storages, projected compressed bits]."""
+    groups = collections.defaultdict(lambda: [0, set(), 0.0])
     for name, p in model.named_parameters():
         storage, group = storage_for(name, p, embed_bits), groups[component(model, name)]
         group[0], group[2] = group[0] + p.numel(), group[2] + p.numel() * projected_bits(storage, clip)
         group[1].add(storage)
-    projected = int(sum(g[2] for g in groups.values()) / 8) + code_bytes
+    return groups
+
+
+def size_report(model: nn.Module, code_bytes: int, args: Hyperparameters) -> list[str]:
+    """Parameters, storage and projected artifact bytes per component, the projected total against SIZE_CAP, and
+    when it is over, the cap fit's likely choice."""
+    groups = projected_bits_by_group(model, args.embed_bits, args.quant_clip)
+    total = int(sum(g[2] for g in groups.values()) / 8) + code_bytes
     lines = [f"model_params:{sum(g[0] for g in groups.values())}"]
     lines += [f"  params.{key}:{n} storage:{'+'.join(sorted(s))} projected_bytes:{int(bits / 8)}"
               for key, (n, s, bits) in groups.items()]
-    bits = {k: round(projected_bits(k, clip), 2) for k in PROJECTED_BITS}
-    lines.append(f"projected_total_bytes:{projected} (compressed bits per value {bits} at QUANT_CLIP={clip}, "
-                 f"code {code_bytes}; cap {SIZE_CAP_BYTES})")
-    if projected > SIZE_CAP_BYTES:
-        lines.append(f"WARNING: projected total {projected:,} bytes exceeds the {SIZE_CAP_BYTES:,}-byte cap")
+    bits = {k: round(projected_bits(k, args.quant_clip), 2) for k in PROJECTED_BITS}
+    lines.append(f"projected_total_bytes:{total} (compressed bits per value {bits} at QUANT_CLIP={args.quant_clip}, "
+                 f"code so far {code_bytes}; SIZE_CAP {args.size_cap}: {'fits' if total <= args.size_cap else 'OVER'})")
+    if total > args.size_cap:
+        fitting = [k for k in CAP_FIT_CLIPS if code_bytes + sum(
+            g[2] for g in projected_bits_by_group(model, args.embed_bits, f"std:{k:g}").values()) / 8 <= args.size_cap]
+        lines.append("WARNING: the configured export is projected over SIZE_CAP; " + (
+            f"the cap fit will probably choose QUANT_CLIP=std:{fitting[0]:g}" if args.cap_fit and fitting else
+            "CAP_FIT=0, so the run will end over the cap" if fitting else "no clip of the cap fit is projected to fit"))
     return lines
 
 
@@ -1350,7 +1416,13 @@ def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, cod
                     eval_context: dict | None = None, args: Hyperparameters | None = None,
                     hessians: dict[str, Tensor] | None = None) -> bytes:
     args = args or Hyperparameters({})
-    streams, entries = group_streams(quantize_state(state, args, hessians or {}))
+    return pack_artifact(quantize_state(state, args, hessians or {}), cfg, layout, code_sha256, eval_context, args)
+
+
+def pack_artifact(quantized: list[tuple], cfg: ModelConfig, layout: str, code_sha256: str, eval_context: dict | None,
+                  args: Hyperparameters) -> bytes:
+    """The file from quantize_state's tensors: each group with its smallest codec, behind the header."""
+    streams, entries = group_streams(quantized)
     groups, blobs = [], []
     for name, group in streams.items():
         tried = {c: compress_streams(c, group) for c in export_codecs(args)}
@@ -1494,6 +1566,37 @@ def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     """Chunk-JEPA loss weight: 0, then a linear ramp to JEPA_LAMBDA_MAX, then 0 again (PR #832)."""
     ramp = (fraction - args.jepa_phase1_frac) / max(args.jepa_phase2_frac, 1e-9)
     return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
+
+
+# Activations of one micro-batch per token, layer and unit of (MODEL_DIM + MLP_HIDDEN / 2): measured on this CPU
+# (torch 2.13, fp32: 50 bytes; research_log 2026-12-06); bf16 on a GPU assumed at 35 until a GPU measures it.
+ACTIVATION_BYTES = {"fp32": 50, "bf16": 35}
+
+
+def peak_memory_estimate(args: Hyperparameters, rt: Runtime, model: ByteGPT) -> float:
+    """Rough bytes at a training step's peak: six fp32 copies of the weights (weights, gradients, optimizer and
+    averaging states) and one micro-batch's activations and logits."""
+    tokens, layers = args.train_batch_tokens // 8, len(model.blocks) * (1 + args.num_loops)
+    width = args.model_dim + args.mlp_hidden / 2
+    activations = tokens * layers * width * ACTIVATION_BYTES["bf16" if rt.bf16 and rt.device.type == "cuda" else "fp32"]
+    return 24 * sum(p.numel() for p in model.parameters()) + activations + 12 * tokens * model.cfg.vocab_size
+
+
+def free_memory(rt: Runtime) -> float:
+    if rt.device.type == "cuda":
+        return torch.cuda.mem_get_info(rt.device)[0]
+    meminfo = Path("/proc/meminfo")
+    lines = meminfo.read_text().splitlines() if meminfo.is_file() else []
+    return next((1024 * int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), math.inf)
+
+
+def check_memory(args: Hyperparameters, rt: Runtime, model: ByteGPT) -> None:
+    needed, free = peak_memory_estimate(args, rt, model), free_memory(rt)
+    rt.log(f"peak_memory_estimate:{needed / 2**30:.1f}GiB free:{free / 2**30:.1f}GiB ({rt.device.type})")
+    require(not args.memory_check or needed <= free,
+            f"this run needs about {needed / 2**30:.1f} GiB at its peak and the {rt.device.type} has "
+            f"{free / 2**30:.1f} GiB free; on a CPU take the demo's shape (python demo.py --print-command prints "
+            "the trainer command), or lower TRAIN_BATCH_TOKENS; MEMORY_CHECK=0 skips this check")
 
 
 class Trainer:
@@ -1696,27 +1799,29 @@ def reserve_end_of_training(args: Hyperparameters, rt: Runtime, spec: DataSpec, 
 # MAIN: TRAIN, EXPORT, SCORE
 # -----------------------------
 
-def code_files(args: Hyperparameters) -> dict[str, bytes]:
-    """Counted code: the script that runs (a packed one holds its sources), the optional modules read from disk."""
-    files = {Path(__file__).name: Path(__file__).read_bytes()}
-    run_modes = bool(args.resume or args.checkpoint_every or args.tokenizer_path or args.eval_only or args.export_only
-                     or args.eval_dump)
-    for name, needed in (("research_options", needs_research_module(args)), ("eval_time", uses_eval_methods(args)),
-                         ("run_modes", run_modes), ("export_research", args.lqer_rank)):
-        if needed and f"{name}.py" not in PACKED_SOURCES:
-            path = Path(optional_module(name).__file__)
-            files[path.name] = path.read_bytes()
-    return files
+def code_files() -> dict[str, bytes]:
+    """Counted code: the script that runs (a packed one holds its sources) and every module of this repository that
+    the run has imported from disk, as sys.modules says: no list of conditions that a new option could miss."""
+    script, names = Path(__file__).resolve(), [getattr(m, "__file__", None) or "" for m in list(sys.modules.values())]
+    modules = {Path(name).resolve() for name in names if os.path.isabs(name)}  # some report relative stand-ins
+    imported = sorted(p for p in modules if p.parent == script.parent and p.suffix == ".py" and p != script)
+    return {script.name: script.read_bytes(), **{p.name: p.read_bytes() for p in imported}}
 
 
-def code_sha256(files: dict[str, bytes]) -> str:
-    return hashlib.sha256(files[Path(__file__).name]).hexdigest()
+def code_bytes() -> int:
+    return sum(map(len, code_files().values()))
 
 
-def log_header(rt: Runtime, args: Hyperparameters, files: dict[str, bytes]) -> None:
-    """Counted sources, environment, versions, then every knob and its origin: a log alone reproduces its run."""
-    sources = dict(PACKED_SOURCES) or {Path(__file__).name: files[Path(__file__).name].decode()}
-    sources.update({name: code.decode() for name, code in list(files.items())[1:]})  # modules read from disk
+def code_sha256() -> str:
+    """sha256 of the readable trainer source: a packed record script and the file packed into it agree."""
+    source = PACKED_SOURCES.get(Path(__file__).name)
+    return hashlib.sha256(source.encode() if source else Path(__file__).read_bytes()).hexdigest()
+
+
+def log_header(rt: Runtime, args: Hyperparameters) -> None:
+    """The script's source, environment, versions, then every knob and its origin: a log alone reproduces its run
+    (modules imported later are logged at its end)."""
+    sources = dict(PACKED_SOURCES) or {Path(__file__).name: Path(__file__).read_text()}
     for i, (name, code) in enumerate(sources.items()):
         rt.log(code if i == 0 else f"# ---- {name} ----\n{code}", console=False)
     rt.log("=" * 100, console=False)
@@ -1753,8 +1858,25 @@ def save_final_weights(args: Hyperparameters, rt: Runtime, spec: DataSpec, model
         write_atomic(Path(args.log_dir) / f"{args.run_id}.final.pt", buffer.getvalue())
 
 
+def encode_within_cap(args: Hyperparameters, rt: Runtime, model: ByteGPT, hessians: dict, pack) -> tuple[bytes, dict]:
+    """The configured export (rank 0); if code + artifact exceed SIZE_CAP and CAP_FIT=1, cap_fit.py's finest coarser
+    setting that fits, tried on every rank."""
+    blob = pack(quantize_state(model.state_dict(), args, hessians), args) if rt.master else b""
+    total = int(rt.max_over_ranks(len(blob))) + code_bytes()  # rank 0's size, on every rank
+    if total <= args.size_cap or not args.cap_fit:
+        return blob, {}
+    return optional_module("cap_fit").fit(args, rt, model, hessians, pack, blob, total)
+
+
+def stored_as(header: dict) -> str:
+    """What the export stored, by storage: the log's names stay the community's (int6, zstd22) whatever it was."""
+    kinds = collections.Counter(e["storage"] for e in header["tensors"])
+    note = "" if set(kinds) != {"fp16"} else f" (no tensor has more than {QUANT_MIN_NUMEL:,} values: none quantized)"
+    return "stored:" + ",".join(f"{k}x{n}" for k, n in sorted(kinds.items())) + note
+
+
 def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT, hidden_fn,
-                     files: dict[str, bytes], reserve_ms: float = 0.0) -> dict:
+                     reserve_ms: float = 0.0) -> dict:
     hessians, calibration_ms = {}, 0.0
     if args.quant == "gptq":
         rounds = calibration_rounds(args, rt)
@@ -1763,26 +1885,31 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
                f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
     artifact, context = Path(args.log_dir) / f"{args.run_id}.int6.ptz", eval_context(args)
-    write = lambda: write_atomic(artifact, encode_artifact(model.state_dict(), model.cfg, spec.layout,  # noqa: E731
-                                                           code_sha256(files), context, args, hessians))
-    export_ms = rt.timed(write)[1] if rt.master else 0.0
+    pack = lambda quantized, a: pack_artifact(quantized, model.cfg, spec.layout, code_sha256(), context, a)  # noqa: E731
+    (blob, fit), export_ms = rt.timed(lambda: encode_within_cap(args, rt, model, hessians, pack))
+    if rt.master:
+        write_atomic(artifact, blob)
     if rt.distributed:
         dist.barrier()
     header, state = decode_artifact(artifact)
     groups = {g["name"]: [g["codec"], g["nbytes"]] for g in header["groups"]}
+    chosen = f" cap_fit:{fit['chosen'] or 'nothing fits'} (configured {fit['configured']})" if fit else ""
     rt.log(f"export_time:{export_ms:.0f}ms " + " ".join(f"{k}:{v}" for k, v in header["export"].items()) + " "
-           + " ".join(f"{name}:{codec}:{size}" for name, (codec, size) in groups.items()))
+           + " ".join(f"{name}:{codec}:{size}" for name, (codec, size) in groups.items()) + f" {stored_as(header)}"
+           + chosen)
     model.load_state_dict(state)
     post_quant = scorer.final_report(model, hidden_fn)
-    export = {**header["export"], "groups": groups, "calibration_ms": calibration_ms, "export_ms": export_ms}
+    export = {**header["export"], "groups": groups, "calibration_ms": calibration_ms, "export_ms": export_ms,
+              "cap_fit": fit or None}
     return {"post_quant": post_quant, "artifact": str(artifact), "export": export}
 
 
-def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: dict[str, bytes]) -> dict:
+def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec) -> dict:
     scorer = Scorer(args, rt, spec)
     torch.manual_seed(args.seed)
     model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
-    rt.log("\n".join(size_report(model, sum(map(len, files.values())), args.embed_bits, args.quant_clip)))
+    rt.log("\n".join(size_report(model, code_bytes(), args)))
+    check_memory(args, rt, model)
     stream, hidden_fn = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens), scorer.hidden_fn(model)
     heldout = stream.heldout().to(rt.device)
     capped, reserve = reserve_end_of_training(args, rt, spec, scorer, model, hidden_fn, heldout)
@@ -1791,7 +1918,7 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
         lambda: choose_final_weights(rt, scorer, model, hidden_fn, averages, heldout))
     save_final_weights(args, rt, spec, model)
     pre_quant = scorer.report("pre_quant", model, hidden_fn)[0]
-    exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, files, reserve.get("gptq", 0.0))
+    exported = export_and_score(args, rt, spec, scorer, model, hidden_fn, reserve.get("gptq", 0.0))
     return {"steps": progress.step, "train_time_ms": progress.training_ms,
             "step_avg_ms": progress.training_ms / max(progress.step, 1),
             "stopped_early": progress.step < args.iterations, "final_weights": chosen, "heldout_bpb": heldout_scores,
@@ -1799,32 +1926,46 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec, files: 
             **exported}
 
 
-def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict, files: dict[str, bytes]) -> int:
+def over_cap_advice(args: Hyperparameters, result: dict) -> str:
+    """What to run when a run ends over the cap: the saved weights re-exported coarser, if there are any."""
+    weights = Path(args.export_only or Path(args.log_dir) / f"{args.run_id}.final.pt")
+    fit = result.get("export", {}).get("cap_fit")
+    tried = f"the cap fit's coarsest try was {fit['tries'][-1]['setting']}; " if fit and fit["tries"] else ""
+    if not weights.is_file():
+        return tried + "set ALLOW_OVER_CAP=1 to accept"
+    return (tried + f"the weights are kept in {weights}: EXPORT_ONLY={weights} QUANT_CLIP=std:K (K above the "
+            f"fit's) or a larger SIZE_CAP re-exports them; ALLOW_OVER_CAP=1 accepts this one")
+
+
+def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict) -> int:
     """Size verdict, the final lines and the JSON summary; the exit status."""
-    code_bytes, artifact_bytes = sum(map(len, files.values())), Path(result["artifact"]).stat().st_size
-    total = artifact_bytes + code_bytes
-    under_cap = total <= SIZE_CAP_BYTES
+    files = code_files()
+    for name, code in list(files.items())[1:]:  # the modules the run imported from disk, counted
+        rt.log(f"# ---- {name} ----\n{code.decode()}", console=False)
+    code_total, artifact_bytes = sum(map(len, files.values())), Path(result["artifact"]).stat().st_size
+    total = artifact_bytes + code_total
+    under_cap = total <= args.size_cap
     sizes = ", ".join(f"{k} {len(v)}" for k, v in files.items())
     if PACKED_SOURCES:
         sizes += "; packed from " + ", ".join(f"{k} {len(v.encode())}" for k, v in PACKED_SOURCES.items())
-    rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{code_bytes} "
-           f"({sizes}) total_bytes:{total} cap_bytes:{SIZE_CAP_BYTES} "
+    rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{code_total} "
+           f"({sizes}) total_bytes:{total} cap_bytes:{args.size_cap} "
            f"verdict:{'UNDER_CAP' if under_cap else 'OVER_CAP'}")
     post = result["post_quant"]
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
            f"sliding_val_bpb:{post['sliding_val_bpb']:.8f}")
     if not under_cap:
-        accept = "; ALLOW_OVER_CAP=1, exiting 0" if args.allow_over_cap else "; set ALLOW_OVER_CAP=1 to accept"
-        rt.log(f"OVER CAP: total {total:,} bytes > {SIZE_CAP_BYTES:,} (artifact {artifact_bytes:,} + code "
-               f"{code_bytes:,}){accept}")
+        accept = "ALLOW_OVER_CAP=1: exiting 0" if args.allow_over_cap else over_cap_advice(args, result)
+        rt.log(f"OVER CAP: total {total:,} bytes > SIZE_CAP {args.size_cap:,} (artifact {artifact_bytes:,} + code "
+               f"{code_total:,}); {accept}")
     private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "EXPORT_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
     coverage = result.pop("coverage", None) or "full"
     summary = {"run_id": args.run_id, "seed": args.seed, "recipe": args.recipe, "layout": spec.layout,
                "device": rt.device.type, "device_name": device_name(rt), "world_size": rt.world_size,
                "iterations": args.iterations, **result, "sliding_stride": args.val_sliding_stride,
                "context": args.train_seq_len, "sliding_full_coverage": coverage == "full",
-               "artifact_bytes": artifact_bytes, "code_bytes": code_bytes, "total_bytes": total,
-               "cap_bytes": SIZE_CAP_BYTES, "under_cap": under_cap, "code_sha256": code_sha256(files),
+               "artifact_bytes": artifact_bytes, "code_bytes": code_total, "total_bytes": total,
+               "cap_bytes": args.size_cap, "under_cap": under_cap, "code_sha256": code_sha256(),
                "config": {name: value for name, value in args.items() if name not in private}}
     scope = "all of val" if coverage == "full" else f"a capped val ({coverage}): NOT a full-val score"
     methods = "" if post["score_method"] == "sliding" else f" + {post['score_method']}"
@@ -1842,13 +1983,11 @@ def main() -> int:
     args = Hyperparameters()
     rt = setup_runtime(args)
     try:
-        files = code_files(args)
-        log_header(rt, args, files)
+        log_header(rt, args)
         spec = resolve_data(args)
         mode = (getattr(optional_module("run_modes"), "eval_only" if args.eval_only else "export_only")
                 if args.eval_only or args.export_only else train_and_export)
-        result = mode(args, rt, spec, files)
-        return finish(args, rt, spec, result, files)
+        return finish(args, rt, spec, mode(args, rt, spec))
     except KeyboardInterrupt:
         rt.log("interrupted: the run was stopped by Ctrl-C (SIGINT); no final score", console=False)
         raise

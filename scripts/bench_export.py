@@ -21,6 +21,7 @@ batch, a size check only (near-initial weights say nothing about BPB): no BPB co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -125,7 +126,9 @@ def measure(final: Path, knobs: dict[str, str], data: Path, grid: list[dict], ev
     info = {"params": params, "pre": pre, "saved_pre": json.loads(logged)["pre_quant"]["sliding_val_bpb"],
             "calibration_s": time.perf_counter() - started, "coverage": scorer.coverage if evaluate else "", "calibration_tokens": rounds * (base.train_batch_tokens // 8)}
     old = previous_trainer(rev, work)
-    today = old.encode_artifact(saved["model"], old.ModelConfig(**saved["config"]), saved["layout"], "bench")
+    old_fields = {f.name for f in dataclasses.fields(old.ModelConfig)}  # knobs added since `rev` are at their off values
+    old_config = old.ModelConfig(**{k: v for k, v in saved["config"].items() if k in old_fields})
+    today = old.encode_artifact(saved["model"], old_config, saved["layout"], "bench")
     (work / "today.ptz").write_bytes(today)
     today_state = old.decode_artifact(work / "today.ptz")[1]
     rows = []

@@ -397,12 +397,6 @@ def test_bad_knobs_are_one_line_start_up_errors(env, message):
     assert "\n" not in str(info.value)
 
 
-def test_misspelled_knob_is_a_warning_naming_the_knob():
-    args = tbm.Hyperparameters({"MATRX_LR": "0.1", "NUM_LAYER": "3", "HOME": "/root", "OMP_NUM_THREADS": "1"})
-    assert args.warnings == ["warning: MATRX_LR is not a knob; did you mean MATRIX_LR?",
-                             "warning: NUM_LAYER is not a knob; did you mean NUM_LAYERS?"]
-
-
 def test_bf16_autocast_path_runs_two_steps_on_cpu():
     """The GPU code path (bf16 autocast, fp32 weights, Muon) on CPU: no dtype errors, finite losses."""
     model = tbm.ByteGPT(tiny_config())

@@ -129,7 +129,7 @@ def test_default_model_needs_no_research_module_and_knob_errors_name_the_knob():
 
 def test_size_report_lists_research_components():
     model = tbm.build_model(tiny_config(**RESEARCH_CONFIGS["all"]))
-    report = tbm.size_report(model, 0)
+    report = tbm.size_report(model, 0, tbm.Hyperparameters({}))
     groups = {m.group(1): int(m.group(2)) for line in report if (m := re.fullmatch(r"  params\.([\w.]+):(\d+) .*", line))}
     assert report[0] == f"model_params:{sum(groups.values())}"
     assert groups["blocks.SelectiveSSM"] == sum(p.numel() for b in (0, 3) for p in model.blocks[b].attn.parameters())
