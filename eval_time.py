@@ -53,11 +53,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from train_byte_model import BOS_ID, BYTE260_FIRST_BYTE_ID, CastedLinear, score_windows, target_range
+from train_byte_model import BOS_ID, BYTE260_FIRST_BYTE_ID, CastedLinear, require, score_windows, target_range
 
 MAX_ORDER = 14  # the largest order whose buckets fit int8
 NUM_BUCKETS = 8 * MAX_ORDER + 9
 MAX_ROWS = 1 << 30  # row indices and context ids are int32
+
+
+def check_knobs(args) -> None:
+    """This module's knobs, checked at start-up with the trainer's (Hyperparameters.validate)."""
+    require(args.ppm_order <= MAX_ORDER, f"PPM_ORDER={args.ppm_order} must be in 0..{MAX_ORDER}")
+    require(args.ppm_weight < 1, f"PPM_WEIGHT={args.ppm_weight} must be in [0, 1)")
 
 # A row of the hash table is one entry (context, symbol) and, inline, the context "context + symbol" it
 # leads to: the next target's context one order up, whose data is then at hand in the row the update has

@@ -2,7 +2,7 @@
 low-rank int4 correction of each int6 matrix's quantization error (LQER, Zhang et al., 2024). The trainer
 imports this module only when LQER_RANK > 0, and a run that uses it counts this file's bytes. The
 artifact stores the factors as ordinary int4 tensors NAME.lqer_a (A^T, rank x rows) and NAME.lqer_b
-(rank x columns); the trainer's decoder adds A^T B to NAME, so loading needs nothing from here.
+(rank x columns); the trainer's decoder calls fold_corrections to add A^T B to NAME.
 README.md ("Export: quantization and codecs") says what it bought.
 """
 
@@ -28,3 +28,11 @@ def low_rank_correction(name: str, w: Tensor, dequantized: Tensor, hessian: Tens
         b = torch.linalg.solve_triangular(chol, b, upper=False, left=False)
     return [(f"{name}.{suffix}", "int4", *quantize_rows(factor, QUANT_LEVELS["int4"]))
             for suffix, factor in (("lqer_a", a_t), ("lqer_b", b))]
+
+
+def fold_corrections(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A decoded state with each NAME.lqer_a / NAME.lqer_b pair added back into NAME: W + A^T B."""
+    for name in [n for n in state if n.endswith(".lqer_a")]:
+        base = name.removesuffix(".lqer_a")
+        state[base] = state[base] + state.pop(name).T @ state.pop(base + ".lqer_b")
+    return state

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from train_byte_model import ByteGPT, CausalSelfAttention, ModelConfig
+from train_byte_model import ByteGPT, CausalSelfAttention, ModelConfig, needs_research_module, require
 
 # Polar Express: minimax-optimal (a, b, c) for each of up to 5 Newton-Schulz iterations (PR #1787's values).
 POLAR_EXPRESS_COEFFICIENTS = (
@@ -33,6 +33,17 @@ POLAR_EXPRESS_COEFFICIENTS = (
 )
 GATE_WINDOW = 12  # input dims the attention output gate reads
 LANE_CARRY_INIT = 1.1  # PR #1855's initial weight of a lane's own carry
+
+
+def check_knobs(args) -> None:
+    """This module's knobs, checked at start-up with the trainer's (Hyperparameters.validate)."""
+    require(not needs_research_module(args), "the frontier_next knobs need BLOCK_PATTERN of A only and PATCH_SIZE=1")
+    require(not args.num_loops or 0 <= args.loop_start <= args.loop_end < args.num_layers,
+            f"LOOP_START={args.loop_start}..LOOP_END={args.loop_end} must be layers 0..{args.num_layers - 1}")
+    require(args.parallel_start_layer < args.num_layers,
+            f"PARALLEL_START_LAYER={args.parallel_start_layer} must be a layer 1..{args.num_layers - 1} (0 = off)")
+    require(args.ns_coefficients == "quintic" or args.muon_backend_steps <= len(POLAR_EXPRESS_COEFFICIENTS),
+            f"NS_COEFFICIENTS=polar_express has 5 iterations; MUON_BACKEND_STEPS={args.muon_backend_steps}")
 
 
 class GatedAttention(CausalSelfAttention):

@@ -12,7 +12,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from train_byte_model import MLP, ByteGPT, CastedLinear, CausalSelfAttention, ModelConfig, RunError
+from train_byte_model import MLP, ByteGPT, CastedLinear, CausalSelfAttention, ModelConfig, RunError, require
+
+BLOCK_LETTERS = "ASG"  # A attention; S, G research mixers
+PATCH_DECODERS = ("independent", "causal_conv")
+
+
+def check_knobs(args) -> None:
+    """This module's knobs, checked at start-up with the trainer's (Hyperparameters.validate)."""
+    require(set(args.block_pattern) <= set(BLOCK_LETTERS),
+            f"BLOCK_PATTERN={args.block_pattern!r}: one letter per layer from {BLOCK_LETTERS}")
+    require(args.patch_decoder in PATCH_DECODERS, f"PATCH_DECODER={args.patch_decoder!r}: want one of {PATCH_DECODERS}")
+    require(args.train_seq_len % args.patch_size == 0, f"PATCH_SIZE={args.patch_size} must divide TRAIN_SEQ_LEN")
+    require(args.scan_chunk <= 64, f"SCAN_CHUNK={args.scan_chunk} must be in 1..64")
 
 
 def causal_depthwise_conv(x: Tensor, taps: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -1,4 +1,4 @@
-"""What a record run never does, for train_byte_model.py: resumable checkpoints (CHECKPOINT_EVERY, RESUME),
+"""What a record run never does, for train_byte_model.py: --help, other scripts' knob names, resumable checkpoints (CHECKPOINT_EVERY, RESUME),
 scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY), per-target loss dumps (EVAL_DUMP)
 and token mode (sp1024 shards scored with the baseline's byte formula, for side-by-side studies). The trainer
 imports this module only when one of those knobs is set, and then counts its bytes too.
@@ -17,9 +17,67 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-from train_byte_model import (ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress, RunError, Runtime, Scorer,
-                              build_model, code_bytes, code_sha256, decode_artifact, export_and_score, require,
-                              size_report, write_atomic)
+import train_byte_model
+from train_byte_model import (KNOB_NAMES, KNOBS, RECIPES, ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress,
+                              RunError, Runtime, Scorer, build_model, code_bytes, code_sha256, decode_artifact,
+                              export_and_score, require, size_report, write_atomic)
+
+
+def help_text() -> str:
+    """--help: what the trainer is, every knob with its default and meaning, and the recipes."""
+    lines = [train_byte_model.__doc__.strip(), "", "Knobs (environment variables), defaults (RECIPE=frontier):", ""]
+    lines += [f"  {name:<28} {default!r:<36} {meaning}" for name, default, meaning in KNOBS]
+    lines += ["", "Recipes (what each changes from the defaults):"]
+    lines += [f"  {name:<9} " + (" ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)")
+              for name, preset in RECIPES.items()]
+    return "\n".join(lines)
+
+
+# -----------------------------
+# OTHER SCRIPTS' KNOB NAMES
+# -----------------------------
+# PR #832's README command, the official train_gpt.py, the token records after PR #832 (the trainer's
+# OTHER_SCRIPTS_KNOBS lists these names; a run that uses one imports this module). An alias sets our knob (its knob:
+# line names the alias); a switch (0/1) turns ours off, or on at the value given here; a refused name stops the run,
+# naming ours. Their other names are ours already.
+KNOB_ALIASES = {"MUON_WD": "MUON_WEIGHT_DECAY", "ADAM_WD": "ADAM_WEIGHT_DECAY", "BIGRAM_VOCAB_SIZE": "BIGRAM_HASH_BUCKETS",
+                "BIGRAM_DIM": "BIGRAM_HASH_DIM", "EVAL_STRIDE": "VAL_SLIDING_STRIDE", "COMPILE_MODEL": "USE_COMPILE",
+                "JEPA_PROJ_HIDDEN": "JEPA_LATENT_DIM", "SPARSE_ATTN_GATE_SCALE": "ATTN_GATE_SCALE"}
+KNOB_SWITCHES = {"EMA_ENABLED": ("EMA_DECAY", 0.997), "SWA_ENABLED": ("SWA_EVERY", 50), "SKIP_GATES_ENABLED":
+                 ("SKIP_GATES", 1), "SPARSE_ATTN_GATE_ENABLED": ("ATTN_GATE_SCALE", 1.0), "TIE_EMBEDDINGS": (None, 1)}
+KNOB_REFUSED = {"VAL_BATCH_SIZE": "EVAL_BATCH_SEQS, windows per evaluation batch and rank",
+                "EMBED_LR": "TIED_EMBED_LR, the embedding is tied", "HEAD_LR": "TIED_EMBED_LR, the embedding is tied",
+                "EVAL_SEQ_LEN": "TRAIN_SEQ_LEN, also the evaluation context", "VAL_MAX_TOKENS": "VAL_SLIDING_MAX_TOKENS",
+                "WARMDOWN_FRAC": "WARMDOWN_ITERS", "EMBED_WD": "ADAM_WEIGHT_DECAY", "TTT_ENABLED": "TTT_STEPS",
+                "TTT_EPOCHS": "TTT_STEPS", "GPTQ_RESERVE_SECONDS": "GPTQ_CALIB_TOKENS, the reserve is measured",
+                "QAT_ENABLED": "QUANT, GPTQ after training (no QAT)", "LATE_QAT_THRESHOLD": "QUANT (no QAT)"}
+
+def own_names(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, tuple], list[str]]:
+    """(env with other scripts' names made ours, {our knob: the alias it came as}, {our knob: (its value if a switch
+    turned it on and it is off, the switch)}, why each other name cannot be taken)."""
+    ours, came_as, switched_on, refused = dict(env), {}, {}, []
+    for name in sorted(key for key in env if key in KNOB_ALIASES or key in KNOB_SWITCHES or key in KNOB_REFUSED
+                       or key.endswith("_ENABLED") and key not in KNOB_NAMES):
+        knob, value = KNOB_SWITCHES[name][0] if name in KNOB_SWITCHES else KNOB_ALIASES.get(name), env[name]
+        if name in KNOB_SWITCHES and value in ("1", "0" if knob else "1"):
+            switched_on.update({knob: (KNOB_SWITCHES[name][1], name)} if knob and value == "1" else {})
+            ours.update({knob: "0"} if knob and value == "0" else {})
+            came_as.update({knob: name} if knob and value == "0" else {})
+        elif name in KNOB_ALIASES and ours.get(knob, value) == value:
+            ours[knob], came_as[knob] = value, name
+        elif name in KNOB_ALIASES:
+            refused.append(f"{name} ({name}={value!r} and {knob}={ours[knob]!r} disagree)")
+        elif name in KNOB_SWITCHES:
+            refused.append(f"{name} (this harness takes 1" + (f", or 0 for {knob}=0)" if knob else ": always tied)"))
+        else:
+            refused.append(f"{name} ({'here: ' + KNOB_REFUSED[name] if name in KNOB_REFUSED else 'no such switch'})")
+    return ours, came_as, switched_on, refused
+
+
+def check_knobs(args: Hyperparameters) -> None:
+    """This module's knobs, checked at start-up with the trainer's (Hyperparameters.validate)."""
+    require(not (args.eval_only and args.export_only), "EVAL_ONLY or EXPORT_ONLY, not both")
+
 
 # -----------------------------
 # CHECKPOINTS

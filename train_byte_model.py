@@ -47,15 +47,12 @@ BYTE260_FIRST_BYTE_ID, BOS_ID = 4, 1  # byte260: id = byte + 4; 0 pad, 1 BOS, 2 
 # A packed record script (submission.py --pack) runs this source with PACKED_SOURCES = {file name: source}.
 PACKED_SOURCES = globals().get("PACKED_SOURCES", {})
 
-
 class RunError(Exception):
     """Bad knob, bad input file or failed run: reported as one line naming the cause, exit status 2."""
-
 
 def require(ok: bool, message: str) -> None:
     if not ok:
         raise RunError(message)
-
 
 def optional_module(name: str):
     """A module of this repository that a knob asks for, imported then (from PACKED_SOURCES when packed)."""
@@ -140,7 +137,7 @@ KNOBS = (
     ("MUON_MOMENTUM_WARMUP_START", 0.92, "Muon momentum at step 0"),
     ("MUON_MOMENTUM_WARMUP_STEPS", 1500, "steps of linear momentum warmup"),
     ("MUON_BACKEND_STEPS", 5, "Newton-Schulz iterations"),
-    ("NS_COEFFICIENTS", "quintic", "quintic = one (a, b, c) every iteration | polar_express = PR #1787's per iteration"),
+    ("NS_COEFFICIENTS", "quintic", "quintic = one (a, b, c) each iteration | polar_express = PR #1787's schedule"),
     ("MUON_WEIGHT_DECAY", 0.04, "decoupled weight decay on Muon matrices"),
     ("ADAM_WEIGHT_DECAY", 0.04, "decoupled weight decay on the Adam groups (embeddings and scalars)"),
     ("BETA1", 0.9, "Adam beta1"),
@@ -207,13 +204,11 @@ RECIPES = {
               "WARMDOWN_ITERS": 3500, "MATRIX_LR": 0.035, "TIED_EMBED_LR": 0.05, "SCALAR_LR": 0.04,
               "MUON_MOMENTUM_WARMUP_STEPS": 2500, "ADAM_WEIGHT_DECAY": 0.0, "SWA_EVERY": 50},
 }
-BLOCK_LETTERS = "ASG"  # A attention; S, G research mixers
-PATCH_DECODERS = ("independent", "causal_conv")
 QUANT_METHODS = ("rowclip", "gptq")
 CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec: its package
 KNOB_CHOICES = {"DATA_LAYOUT": ("auto", "byte260", "raw256", "tokens"), "BIGRAM_HASH": ("mix", "seed"),
                 "NS_COEFFICIENTS": ("quintic", "polar_express"),
-                "PATCH_DECODER": PATCH_DECODERS, "TTT_PARAMS": ("scalars", "lora"), "TTT_RESET": ("never", "doc"),
+                "TTT_PARAMS": ("scalars", "lora"), "TTT_RESET": ("never", "doc"),
                 "QUANT": QUANT_METHODS, "EMBED_BITS": (8, 7, 6), "CODEC": (*CODECS, "auto")}
 KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N": 0, "JEPA_CHUNK_SIZE": 0,
                  "JEPA_LATENT_DIM": 1, "JEPA_PHASE1_FRAC": 0, "JEPA_PHASE2_FRAC": 0, "SCAN_CHUNK": 1, "PATCH_SIZE": 1,
@@ -223,43 +218,14 @@ KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N
                  "MIN_LR": 0, "ATTN_GATE_SCALE": 0, "SIZE_CAP": 1}
 
 
-# Other scripts' names (PR #832's README command, the official train_gpt.py, the token records after PR #832). An
-# alias sets our knob (its knob: line names the alias); a switch (0/1) turns ours off, or on at the value given here;
-# a refused name stops the run, naming ours. Their other names are ours already.
-KNOB_ALIASES = {"MUON_WD": "MUON_WEIGHT_DECAY", "ADAM_WD": "ADAM_WEIGHT_DECAY", "BIGRAM_VOCAB_SIZE": "BIGRAM_HASH_BUCKETS",
-                "BIGRAM_DIM": "BIGRAM_HASH_DIM", "EVAL_STRIDE": "VAL_SLIDING_STRIDE", "COMPILE_MODEL": "USE_COMPILE",
-                "JEPA_PROJ_HIDDEN": "JEPA_LATENT_DIM", "SPARSE_ATTN_GATE_SCALE": "ATTN_GATE_SCALE"}
-KNOB_SWITCHES = {"EMA_ENABLED": ("EMA_DECAY", 0.997), "SWA_ENABLED": ("SWA_EVERY", 50), "SKIP_GATES_ENABLED":
-                 ("SKIP_GATES", 1), "SPARSE_ATTN_GATE_ENABLED": ("ATTN_GATE_SCALE", 1.0), "TIE_EMBEDDINGS": (None, 1)}
-KNOB_REFUSED = {"VAL_BATCH_SIZE": "EVAL_BATCH_SEQS, windows per evaluation batch and rank",
-                "EMBED_LR": "TIED_EMBED_LR, the embedding is tied", "HEAD_LR": "TIED_EMBED_LR, the embedding is tied",
-                "EVAL_SEQ_LEN": "TRAIN_SEQ_LEN, also the evaluation context", "VAL_MAX_TOKENS": "VAL_SLIDING_MAX_TOKENS",
-                "WARMDOWN_FRAC": "WARMDOWN_ITERS", "EMBED_WD": "ADAM_WEIGHT_DECAY", "TTT_ENABLED": "TTT_STEPS",
-                "TTT_EPOCHS": "TTT_STEPS", "GPTQ_RESERVE_SECONDS": "GPTQ_CALIB_TOKENS, the reserve is measured",
-                "QAT_ENABLED": "QUANT, GPTQ after training (no QAT)", "LATE_QAT_THRESHOLD": "QUANT (no QAT)"}
-
-
-def own_names(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict[str, tuple], list[str]]:
-    """(env with other scripts' names turned into ours, {our knob: the alias it came as}, {our knob: (its value if a
-    switch turned it on and it is off, the switch)}, why each other name cannot be taken)."""
-    ours, came_as, switched_on, refused = dict(env), {}, {}, []
-    for name in sorted(key for key in env if key in KNOB_ALIASES or key in KNOB_SWITCHES or key in KNOB_REFUSED
-                       or key.endswith("_ENABLED") and key not in KNOB_NAMES):
-        knob, value = KNOB_SWITCHES[name][0] if name in KNOB_SWITCHES else KNOB_ALIASES.get(name), env[name]
-        if name in KNOB_SWITCHES and value in ("1", "0" if knob else "1"):
-            switched_on.update({knob: (KNOB_SWITCHES[name][1], name)} if knob and value == "1" else {})
-            ours.update({knob: "0"} if knob and value == "0" else {})
-            came_as.update({knob: name} if knob and value == "0" else {})
-        elif name in KNOB_ALIASES and ours.get(knob, value) == value:
-            ours[knob], came_as[knob] = value, name
-        elif name in KNOB_ALIASES:
-            refused.append(f"{name} ({name}={value!r} and {knob}={ours[knob]!r} disagree)")
-        elif name in KNOB_SWITCHES:
-            refused.append(f"{name} (this harness takes 1" + (f", or 0 for {knob}=0)" if knob else ": always tied)"))
-        else:
-            refused.append(f"{name} ({'here: ' + KNOB_REFUSED[name] if name in KNOB_REFUSED else 'no such switch'})")
-    return ours, came_as, switched_on, refused
-
+# Other scripts' knob names (PR #832's README command, the official train_gpt.py, the records after PR #832), and any
+# NAME_ENABLED switch: run_modes.own_names takes each as ours or refuses it naming ours. Only a run that uses one
+# imports it; tests/test_knobs.py pins these names to its tables.
+OTHER_SCRIPTS_KNOBS = frozenset((
+    "MUON_WD", "ADAM_WD", "BIGRAM_VOCAB_SIZE", "BIGRAM_DIM", "EVAL_STRIDE", "COMPILE_MODEL", "JEPA_PROJ_HIDDEN",
+    "SPARSE_ATTN_GATE_SCALE", "EMA_ENABLED", "SWA_ENABLED", "SKIP_GATES_ENABLED", "SPARSE_ATTN_GATE_ENABLED",
+    "TIE_EMBEDDINGS", "VAL_BATCH_SIZE", "EMBED_LR", "HEAD_LR", "EVAL_SEQ_LEN", "VAL_MAX_TOKENS", "WARMDOWN_FRAC",
+    "EMBED_WD", "TTT_ENABLED", "TTT_EPOCHS", "GPTQ_RESERVE_SECONDS", "QAT_ENABLED", "LATE_QAT_THRESHOLD"))
 
 def parse_knob(name: str, default, raw):
     """A knob's value from its environment string (or a recipe's typed value)."""
@@ -272,12 +238,25 @@ def parse_knob(name: str, default, raw):
     except (ValueError, RunError):
         raise RunError(f"{name}={raw!r} is not a valid {type(default).__name__}") from None
 
+def needs_research_module(config) -> bool:
+    """Mixer letters other than A, or byte patching: models that research_options.py builds."""
+    return bool(config.block_pattern.strip("A")) or config.patch_size > 1
+
+def needs_next_module(config) -> bool:
+    """Gated skips, parallel lanes, depth recurrence or the attention gate: models that frontier_next.py builds."""
+    return bool(config.skip_gates or config.parallel_start_layer or config.num_loops or config.attn_gate_scale)
+
+def uses_eval_methods(args) -> bool:
+    """Test-time training or the PPM mixture: eval_time.py runs them after the plain final evaluation."""
+    return args.ttt_steps > 0 or args.ppm_order > 0
 
 class Hyperparameters:
     """Knob values as lower-case attributes; `source[NAME]` says env, recipe or default."""
 
     def __init__(self, env: dict[str, str] | None = None):
-        env, came_as, switched_on, refused = own_names(os.environ if env is None else env)
+        env = dict(os.environ if env is None else env)
+        other = [key for key in env if key in OTHER_SCRIPTS_KNOBS or key.endswith("_ENABLED") and key not in KNOB_NAMES]
+        env, came_as, switched_on, refused = optional_module("run_modes").own_names(env) if other else (env, {}, {}, [])
         recipe = env.get("RECIPE", "frontier")
         require(recipe in RECIPES, f"RECIPE={recipe!r}: want one of {', '.join(RECIPES)}")
         preset, self.source = RECIPES[recipe], {}
@@ -294,7 +273,7 @@ class Hyperparameters:
         self.rope_dims = self.rope_dims or self.head_dim
         self.val_sliding_stride = self.val_sliding_stride or max(1, self.train_seq_len // 8)
         self.validate()
-        names, taken = list(KNOB_NAMES) + list(KNOB_ALIASES) + list(KNOB_SWITCHES), {r.split()[0] for r in refused}
+        names, taken = [*KNOB_NAMES, *OTHER_SCRIPTS_KNOBS], {r.split()[0] for r in refused}
         refused += [f"{key} (did you mean {close[0]}?)" for key in sorted(env) if key.isupper() and key not in names
                     and key not in taken and (close := difflib.get_close_matches(key, names, n=1, cutoff=0.85))]
         require(not refused or self.allow_unknown_knobs, f"not knobs here: {'; '.join(refused)}. "
@@ -308,8 +287,6 @@ class Hyperparameters:
             require(value in allowed, f"{name}={value!r}: want one of {', '.join(map(str, allowed))}")
         for name, low in KNOB_MINIMUMS.items():
             require(getattr(self, name.lower()) >= low, f"{name}={getattr(self, name.lower())} must be >= {low}")
-        require(set(self.block_pattern) <= set(BLOCK_LETTERS),
-                f"BLOCK_PATTERN={self.block_pattern!r}: one letter per layer from {BLOCK_LETTERS}")
         require(self.source["NUM_LAYERS"] != "env" or len(self.block_pattern) == self.num_layers,
                 f"BLOCK_PATTERN has {len(self.block_pattern)} layers but NUM_LAYERS={self.num_layers}")
         require(self.model_dim % self.num_heads == 0 and self.head_dim % 2 == 0,
@@ -320,43 +297,25 @@ class Hyperparameters:
         require(0 < self.rope_dims <= self.head_dim and self.rope_dims % 2 == 0,
                 f"ROPE_DIMS={self.rope_dims} must be even and at most the head size {self.head_dim}")
         require(self.jepa_chunk_size < self.train_seq_len, f"JEPA_CHUNK_SIZE={self.jepa_chunk_size} >= TRAIN_SEQ_LEN")
-        require(not (needs_next_module(self) and needs_research_module(self)),
-                "the frontier_next knobs (SKIP_GATES, PARALLEL_START_LAYER, NUM_LOOPS, ATTN_GATE_SCALE) need "
-                "BLOCK_PATTERN of A only and PATCH_SIZE=1")
-        require(not self.num_loops or 0 <= self.loop_start <= self.loop_end < self.num_layers,
-                f"LOOP_START={self.loop_start}..LOOP_END={self.loop_end} must be layers 0..{self.num_layers - 1}")
-        require(self.parallel_start_layer < self.num_layers,
-                f"PARALLEL_START_LAYER={self.parallel_start_layer} must be a layer 1..{self.num_layers - 1} (0 = off)")
-        require(self.ns_coefficients == "quintic" or self.muon_backend_steps <= 5,
-                f"NS_COEFFICIENTS=polar_express has 5 iterations; MUON_BACKEND_STEPS={self.muon_backend_steps}")
         require(self.jepa_phase1_frac + self.jepa_phase2_frac <= 1, "JEPA_PHASE1_FRAC + JEPA_PHASE2_FRAC: 0..1")
-        require(self.train_seq_len % self.patch_size == 0, f"PATCH_SIZE={self.patch_size} must divide TRAIN_SEQ_LEN")
-        require(self.scan_chunk <= 64, f"SCAN_CHUNK={self.scan_chunk} must be in 1..64")
         require(self.train_batch_tokens % (8 * self.train_seq_len) == 0,
                 f"TRAIN_BATCH_TOKENS={self.train_batch_tokens} must be a multiple of 8 * TRAIN_SEQ_LEN "
                 f"({8 * self.train_seq_len}): 8 micro-batches of whole sequences per step")
         require(self.val_sliding_stride <= self.train_seq_len,
                 f"VAL_SLIDING_STRIDE={self.val_sliding_stride} must be in 1..TRAIN_SEQ_LEN={self.train_seq_len}")
-        require(self.ppm_order <= 14, f"PPM_ORDER={self.ppm_order} must be in 0..14")
-        require(self.ppm_weight < 1, f"PPM_WEIGHT={self.ppm_weight} must be in [0, 1)")
         k = self.quant_clip.removeprefix("std:")
         std_k = k != self.quant_clip and k.replace(".", "", 1).isdigit() and float(k) > 0
         require(self.quant_clip == "max" or std_k, f"QUANT_CLIP={self.quant_clip!r}: want max or std:K, K > 0")
         require(self.gptq_damp > 0, f"GPTQ_DAMP={self.gptq_damp} must be > 0")
-        require(not (self.eval_only and self.export_only), "EVAL_ONLY or EXPORT_ONLY, not both")
+        run_modes = self.eval_only or self.export_only or self.resume or self.checkpoint_every or self.eval_dump
+        for module, asked in (("research_options", needs_research_module(self)), ("eval_time", uses_eval_methods(self)),
+                              ("frontier_next", needs_next_module(self) or self.ns_coefficients != "quintic"),
+                              ("run_modes", run_modes), ("export_research", self.lqer_rank)):
+            if asked:  # imported now, so that the start-up projection and the cap fit count its bytes
+                getattr(optional_module(module), "check_knobs", lambda args: None)(self)  # its own knob checks
 
     def items(self) -> list[tuple[str, object]]:
         return [(name, getattr(self, name.lower())) for name in KNOB_NAMES]
-
-
-def help_text() -> str:
-    lines = [__doc__.strip(), "", "Knobs (environment variables), with defaults (RECIPE=frontier):", ""]
-    lines += [f"  {name:<28} {default!r:<36} {meaning}" for name, default, meaning in KNOBS]
-    lines += ["", "Recipes (what each changes from the defaults):"]
-    lines += [f"  {name:<9} " + (" ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)")
-              for name, preset in RECIPES.items()]
-    return "\n".join(lines)
-
 
 # -----------------------------
 # RUNTIME: DEVICES, RANKS, LOG
@@ -371,13 +330,8 @@ class Runtime:
     compile: bool
     log_path: Path | None = None
 
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def master(self) -> bool:
-        return self.rank == 0
+    def __post_init__(self):
+        self.distributed, self.master = self.world_size > 1, self.rank == 0
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -409,7 +363,6 @@ class Runtime:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return t.item()
 
-
 @contextlib.contextmanager
 def full_fp32(device_type: str):
     """fp32 matmuls as written (GPTQ's Hessian sums and error feedback): autocast off, and no TF32 on a GPU, whose
@@ -420,7 +373,6 @@ def full_fp32(device_type: str):
             yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
-
 
 def setup_runtime(args: Hyperparameters) -> Runtime:
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
@@ -444,7 +396,6 @@ def setup_runtime(args: Hyperparameters) -> Runtime:
         rt.log_path = Path(args.log_dir) / f"{args.run_id}.txt"
     return rt
 
-
 def device_name(rt: Runtime) -> str:
     return torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
 
@@ -465,13 +416,18 @@ def shard_length(path: Path) -> int:
     require(size == expected, f"{path}: {size} bytes, header says {count} ids ({expected} bytes)")
     return count
 
+def map_shard(path: Path) -> np.ndarray:
+    """A shard's ids, memory-mapped: only the pages a reader touches are read (the OS reads ahead)."""
+    count = shard_length(path)
+    return np.memmap(path, "<u2", "r", 4 * SHARD_HEADER_INTS, (count,)) if count else np.zeros(0, "<u2")
 
-def load_shard(path: Path, vocab_size: int) -> np.ndarray:
-    ids = np.fromfile(path, dtype="<u2", count=shard_length(path), offset=4 * SHARD_HEADER_INTS)
+def checked(ids: np.ndarray, vocab_size: int, path: Path) -> np.ndarray:
     top = int(ids.max(initial=0))
     require(top < vocab_size, f"{path}: id {top} >= vocab size {vocab_size}")
     return ids
 
+def load_shard(path: Path, vocab_size: int) -> np.ndarray:
+    return checked(np.array(map_shard(path)), vocab_size, path)
 
 @dataclasses.dataclass
 class DataSpec:
@@ -480,7 +436,6 @@ class DataSpec:
     train_files: list[Path]
     val_files: list[Path]
     note: str  # where the layout came from, for the log
-
 
 def resolve_data(args: Hyperparameters) -> DataSpec:
     root = Path(args.data_path)
@@ -505,16 +460,8 @@ def resolve_data(args: Hyperparameters) -> DataSpec:
         shard_length(shard)
     return DataSpec(layout, vocab, train, val, note)
 
-
-def map_shard(path: Path) -> np.ndarray:
-    """A shard's ids, memory-mapped: only the pages a reader touches are read (the OS reads ahead)."""
-    count = shard_length(path)
-    return np.memmap(path, "<u2", "r", 4 * SHARD_HEADER_INTS, (count,)) if count else np.zeros(0, "<u2")
-
-
 class TokenStream:
-    """Shards in order, wrapping around, but for the last `holdout` ids; ids are checked as they are taken.
-    Memory-mapped: a stream made for a few batches (GPTQ calibration) reads only those, and leaves no thread."""
+    """Shards in order, wrapping around, but for the last `holdout` ids, memory-mapped and checked as they are taken."""
 
     def __init__(self, files: list[Path], vocab_size: int, holdout: int = 0):
         self.files, self.vocab_size, self.holdout = files, vocab_size, holdout
@@ -528,14 +475,9 @@ class TokenStream:
             ids = ids[: ids.size - self.holdout]
         return ids
 
-    def checked(self, ids: np.ndarray, file_idx: int) -> np.ndarray:
-        top = int(ids.max(initial=0))
-        require(top < self.vocab_size, f"{self.files[file_idx]}: id {top} >= vocab size {self.vocab_size}")
-        return ids
-
     def heldout(self) -> Tensor:
         ids = map_shard(self.files[-1])[-self.holdout:] if self.holdout else np.zeros(0, "<u2")
-        return torch.from_numpy(self.checked(np.array(ids), -1).astype(np.int32))
+        return torch.from_numpy(checked(np.array(ids), self.vocab_size, self.files[-1]).astype(np.int32))
 
     def take(self, n: int) -> np.ndarray:
         chunks = []
@@ -544,7 +486,8 @@ class TokenStream:
                 self.seek((self.file_idx + 1) % len(self.files), 0)
                 continue
             k = min(n, self.tokens.size - self.pos)
-            chunks.append(self.checked(np.array(self.tokens[self.pos : self.pos + k]), self.file_idx))
+            ids = np.array(self.tokens[self.pos : self.pos + k])
+            chunks.append(checked(ids, self.vocab_size, self.files[self.file_idx]))
             self.pos, n = self.pos + k, n - k
         return np.concatenate(chunks)
 
@@ -552,7 +495,6 @@ class TokenStream:
         if file_idx != self.file_idx:
             self.file_idx, self.tokens = file_idx, self._open(file_idx)
         self.pos = pos
-
 
 class DistributedTokenLoader:
     """Rank r gets the r-th span of each micro-step's chunk, as in the official loader: data independent of ranks."""
@@ -575,7 +517,6 @@ class DistributedTokenLoader:
     def load_state(self, state: dict) -> None:
         self.stream.seek(state["file_idx"], state["pos"])
 
-
 def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tensor, Tensor]:
     """Bytes a target counts: base[target] + (leading_space[target] and not boundary[previous])."""
     if spec.layout == "tokens":
@@ -590,52 +531,20 @@ def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tens
 # TRANSFORMER MODULES
 # -----------------------------
 
-@dataclasses.dataclass
-class ModelConfig:
-    """What rebuilds the model, in the artifact header: the vocab size and the model knobs (lower case, each of its
-    knob's type; tests/test_model.py checks both)."""
-    vocab_size: int
-    block_pattern: str
-    model_dim: int
-    num_heads: int
-    num_kv_heads: int
-    mlp_hidden: int
-    rope_base: float
-    rope_dims: int
-    xsa_last_n: int
-    ln_scale: int
-    ortho_init: int
-    qk_gain_init: float
-    logit_softcap: float
-    tied_embed_init_std: float
-    smear_gate: int
-    bigram_hash_buckets: int
-    bigram_hash_dim: int
-    bigram_hash: str
-    bigram_init_std: float
-    bigram_in_norm: int
-    unet_skips: int
-    jepa_chunk_size: int
-    jepa_latent_dim: int
-    jepa_sigreg_weight: float
-    doc_boundary: int
-    skip_gates: int
-    parallel_start_layer: int
-    num_loops: int
-    loop_start: int
-    loop_end: int
-    attn_gate_scale: float
-    scan_chunk: int
-    patch_size: int
-    patch_decoder: str
-
-    @classmethod
-    def from_hparams(cls, args: Hyperparameters, vocab_size: int) -> ModelConfig:
-        return cls(vocab_size, **{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)[1:]})
+# What rebuilds the model, in the artifact header: the vocab size and these knobs, as lower-case fields of their
+# knobs' types. KNOBS is the one home of each one's name, type and default; tests/test_knobs.py checks the fields.
+MODEL_KNOBS = ("BLOCK_PATTERN", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_HIDDEN", "ROPE_BASE", "ROPE_DIMS",
+               "XSA_LAST_N", "LN_SCALE", "ORTHO_INIT", "QK_GAIN_INIT", "LOGIT_SOFTCAP", "TIED_EMBED_INIT_STD",
+               "SMEAR_GATE", "BIGRAM_HASH_BUCKETS", "BIGRAM_HASH_DIM", "BIGRAM_HASH", "BIGRAM_INIT_STD",
+               "BIGRAM_IN_NORM", "UNET_SKIPS", "JEPA_CHUNK_SIZE", "JEPA_LATENT_DIM", "JEPA_SIGREG_WEIGHT",
+               "DOC_BOUNDARY", "SKIP_GATES", "PARALLEL_START_LAYER", "NUM_LOOPS", "LOOP_START", "LOOP_END",
+               "ATTN_GATE_SCALE", "SCAN_CHUNK", "PATCH_SIZE", "PATCH_DECODER")
+ModelConfig = dataclasses.make_dataclass("ModelConfig", [("vocab_size", int)] + [
+    (name.lower(), type(default)) for name, default, _ in KNOBS if name in MODEL_KNOBS])
 
 
-MODEL_KNOBS = tuple(f.name.upper() for f in dataclasses.fields(ModelConfig)[1:])
-
+def model_config(args: Hyperparameters, vocab_size: int) -> ModelConfig:
+    return ModelConfig(vocab_size, **{name.lower(): getattr(args, name.lower()) for name in MODEL_KNOBS})
 
 class CastedLinear(nn.Linear):
     # Weights stay fp32 for optimizer quality; autocast runs the matmul in bf16 on GPU.
@@ -644,7 +553,6 @@ class CastedLinear(nn.Linear):
         self.zero_init = zero_init
         if zero_init:
             nn.init.zeros_(self.weight)
-
 
 def rotary(x: Tensor, base: float, dims: int) -> Tensor:
     """Rotary position embedding on the first `dims` of the head dims of (batch, time, heads, head_dim)."""
@@ -658,7 +566,6 @@ def rotary(x: Tensor, base: float, dims: int) -> Tensor:
 
 fa3_enabled = False  # set once at start-up by choose_attention
 
-
 def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """(batch, time, heads, head_dim) in and out, fewer k/v heads allowed; FA3 once enabled, else SDPA."""
     if fa3_enabled:
@@ -667,7 +574,6 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     y = F.scaled_dot_product_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=k.size(2) != q.size(2))
     return y.transpose(1, 2)
-
 
 def fa3_probe(device: torch.device, compile: bool) -> str:
     """'' if a tiny bf16 forward + backward runs (compiled if the run compiles: some FA3 builds break it), else why."""
@@ -680,7 +586,6 @@ def fa3_probe(device: torch.device, compile: bool) -> str:
         return f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
     return ""
 
-
 def choose_attention(rt: Runtime) -> str:
     """Enables FA3 where it runs (installed, CUDA, bf16: no fp32 kernel, a passing probe); the log line."""
     global fa3_enabled
@@ -691,14 +596,12 @@ def choose_attention(rt: Runtime) -> str:
     fa3_enabled = fa3_enabled and not error
     return "attention_kernel:fa3" if fa3_enabled else f"attention_kernel:sdpa (FA3 {why})"
 
-
 def exclude_own_value(y: Tensor, v: Tensor) -> Tensor:
     """XSA: removes from each head's output its component along its own position's value (its KV group's)."""
     bsz, seqlen, heads, head_dim = y.shape
     y = y.view(bsz, seqlen, v.size(2), heads // v.size(2), head_dim)
     unit = F.normalize(v, dim=-1).unsqueeze(3)
     return (y - (y * unit).sum(-1, keepdim=True) * unit).view(bsz, seqlen, heads, head_dim)
-
 
 class CausalSelfAttention(nn.Module):
     fused_input_weights = ("c_q.weight", "c_k.weight", "c_v.weight")  # one matmul on the block's input (GPTQ reads it)
@@ -731,7 +634,6 @@ class CausalSelfAttention(nn.Module):
         y = causal_attention(q, k, v)
         return exclude_own_value(y, v) if self.xsa else y
 
-
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -741,7 +643,6 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # LeakyReLU(0.5)^2: negative pre-activations still pass a little gradient.
         return self.proj(F.leaky_relu(self.fc(x), negative_slope=0.5).square())
-
 
 class Block(nn.Module):
     """Pre-norm mixer and MLP with output scales, after a learned mix with the first input; LN_SCALE: 1/sqrt(l+1)."""
@@ -761,10 +662,8 @@ class Block(nn.Module):
         x = x + attn_scale * self.attn(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
         return x + mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
 
-
 class SmearGate(nn.Module):
-    """Blends each position with the previous one: (1 - g) * x_t + g * x_{t-1}, g = sigmoid(per channel); positions
-    in `cut` (document starts, with DOC_BOUNDARY) see zeros before them, as the first position does."""
+    """(1 - g) x_t + g x_{t-1}, g = sigmoid(per channel); a position in `cut` sees zeros before it, as the first."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -773,7 +672,6 @@ class SmearGate(nn.Module):
     def forward(self, x: Tensor, cut: Tensor) -> Tensor:
         previous = F.pad(x[:, :-1], (0, 0, 1, 0)).masked_fill(cut[..., None], 0)
         return torch.lerp(x, previous, torch.sigmoid(self.gate).to(x.dtype))
-
 
 class BigramHash(nn.Module):
     """Embedding of the hashed (previous id, current id) pair, projected to the model width."""
@@ -799,14 +697,11 @@ class BigramHash(nn.Module):
 
 SIGREG_KNOTS, SIGREG_PROJECTIONS = (0.2, 3.0, 17), 256  # linspace of the knots t; random directions
 
-
 def sigreg(z: Tensor, directions: Tensor, t: Tensor) -> Tensor:
-    """Epps-Pulley statistic of standardized latents against N(0, 1) along fixed random directions:
-    the squared distance of the empirical characteristic function from exp(-t^2 / 2) at the knots t."""
+    """Epps-Pulley: squared distance of standardized latents' characteristic function from N(0, 1)'s at knots t."""
     z = (z - z.mean(0)) / z.std(0, correction=0).clamp_min(1e-6)
     projected = (z @ directions)[..., None] * t
     return ((projected.cos().mean(0) - torch.exp(-0.5 * t**2)).square() + projected.sin().mean(0).square()).mean()
-
 
 class ChunkJepa(nn.Module):
     """Chunk-level latent prediction (PR #832): chunk c-1's latent (pooled detached hidden states) predicts
@@ -842,7 +737,6 @@ class ChunkJepa(nn.Module):
         loss = F.mse_loss(predicted[:, :chunks].to(dtype), latents.detach().to(dtype))
         return x, loss + self.sigreg_weight * sigreg(latents.flatten(0, 1).to(dtype), self.directions, self.knots)
 
-
 class ByteGPT(nn.Module):
     """Tied byte embedding (+ bigram), RMSNorm, SmearGate, blocks with U-Net skips, chunk-JEPA, softcapped head."""
 
@@ -867,7 +761,7 @@ class ByteGPT(nn.Module):
                     nn.init.orthogonal_(m.weight)
 
     def embed(self, ids: Tensor) -> Tensor:
-        """Byte (+ bigram) embedding and SmearGate; with DOC_BOUNDARY nothing reaches a document's BOS from before it."""
+        """Byte (+ bigram) embedding, SmearGate; with DOC_BOUNDARY nothing reaches a document's BOS from before it."""
         cut = ids == (BOS_ID if self.cfg.doc_boundary else -1)  # no id is -1: nothing is cut
         x, dim = self.tok_emb(ids), (self.cfg.model_dim,)
         bigram = self.bigram(ids, cut) if self.bigram is not None else 0
@@ -909,17 +803,6 @@ class ByteGPT(nn.Module):
         hidden, aux = self.hidden_and_aux(ids)
         return F.cross_entropy(self.logits(hidden).flatten(0, 1), targets.flatten()), aux
 
-
-def needs_research_module(config) -> bool:
-    """Mixer letters other than A, or byte patching: models that research_options.py builds."""
-    return bool(config.block_pattern.strip("A")) or config.patch_size > 1
-
-
-def needs_next_module(config) -> bool:
-    """Gated skips, parallel lanes, depth recurrence or the attention gate: models that frontier_next.py builds."""
-    return bool(config.skip_gates or config.parallel_start_layer or config.num_loops or config.attn_gate_scale)
-
-
 def build_model(cfg: ModelConfig) -> ByteGPT:
     if needs_research_module(cfg):
         return optional_module("research_options").build_model(cfg)
@@ -934,10 +817,8 @@ def build_model(cfg: ModelConfig) -> ByteGPT:
 
 NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # (a, b, c) of every iteration
 
-
 def newton_schulz(g: Tensor, coefficients: tuple, dtype: torch.dtype) -> Tensor:
-    """Orthogonalizes each matrix of g (..., rows, cols): a batch of same-shape matrices in one matmul chain, one
-    iteration per (a, b, c) of `coefficients`, in `dtype` (bf16 in a bf16 run, as on GPU; fp32 in an fp32 run)."""
+    """Orthogonalizes each matrix of g (..., rows, cols), an iteration per (a, b, c), in `dtype` (the run's)."""
     x = g.to(dtype)
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
     transposed = x.size(-2) > x.size(-1)
@@ -948,10 +829,8 @@ def newton_schulz(g: Tensor, coefficients: tuple, dtype: torch.dtype) -> Tensor:
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x.mT if transposed else x
 
-
 class Muon(torch.optim.Optimizer):
-    """Every rank keeps every momentum buffer; rank r orthogonalizes parameters r, r + world, ... (one batch per
-    shape), and one all-reduce shares the updates (in `dtype`: each slot has one writer, so the sum is exact)."""
+    """Rank r orthogonalizes parameters r, r + world, ... (a batch per shape); an all-reduce in `dtype` shares them."""
 
     def __init__(self, params, lr: float, momentum: float, coefficients: tuple, weight_decay: float,
                  orthogonalize=newton_schulz, dtype: torch.dtype = torch.float32):
@@ -967,9 +846,8 @@ class Muon(torch.optim.Optimizer):
             params, momentum = group["params"], group["momentum"]
             if not params:
                 continue
-            for p in params:  # allocated once: a setdefault would build and fill a tensor per parameter every step
-                if "momentum_buffer" not in self.state[p]:
-                    self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+            fresh = [p for p in params if "momentum_buffer" not in self.state[p]]  # once, not a setdefault every step
+            self.state.update({p: {"momentum_buffer": torch.zeros_like(p)} for p in fresh})
             bufs = [self.state[p]["momentum_buffer"] for p in params]
             torch._foreach_mul_(bufs, momentum)
             torch._foreach_add_(bufs, [p.grad for p in params])
@@ -988,7 +866,6 @@ class Muon(torch.optim.Optimizer):
             torch._foreach_mul_(params, 1.0 - group["lr"] * group["weight_decay"])
             updates = [u.view_as(p) for u, p in zip(flat.float().split(sizes), params)]
             torch._foreach_add_(params, updates, alpha=-group["lr"])
-
 
 def build_optimizers(model: ByteGPT, args: Hyperparameters, compile: bool = False,
                      bf16: bool = False) -> tuple[list, Muon]:
@@ -1035,19 +912,17 @@ def eval_windows(num_tokens: int, context: int, stride: int) -> np.ndarray:
         windows = np.vstack([windows, [targets - context, context - (targets - covered), context]])
     return windows
 
-
 def target_range(windows: np.ndarray) -> tuple[int, int]:
     """The targets [first, last) that a run of consecutive windows scores."""
     if not len(windows):
         return 0, 0
     return int(windows[0, 0] + windows[0, 1] + 1), int(windows[-1, 0] + windows[-1, 2] + 1)
 
-
 @torch.inference_mode()
 def score_windows(model: ByteGPT, hidden_fn, tokens: Tensor, windows: np.ndarray, context: int, batch_seqs: int,
                   rt: Runtime) -> Tensor:
-    """Losses (nats, float32) of the windows' targets in order; fixed-shape batches: hidden_fn never recompiles.
-    Window starts and scored positions go to the device once, not per batch (a pageable copy waits for the GPU)."""
+    """Losses (nats, float32) of the windows' targets in order, in fixed-shape batches (no recompiles); window starts
+    and scored positions go to the device once (a pageable copy per batch would wait for the GPU)."""
     padded = np.zeros((-(-len(windows) // batch_seqs) * batch_seqs, 3), np.int64)
     padded[: len(windows)] = windows
     positions = np.arange(context)
@@ -1066,14 +941,6 @@ def score_windows(model: ByteGPT, hidden_fn, tokens: Tensor, windows: np.ndarray
         losses.append(F.cross_entropy(logits, rows[:, 1:].flatten()[pick], reduction="none").float())
     return torch.cat(losses) if losses else torch.zeros(0, device=rt.device)
 
-
-def count_target_bytes(tokens: Tensor, first: int, last: int, byte_tables: tuple[Tensor, Tensor, Tensor]) -> Tensor:
-    """Bytes counted by targets first..last-1 (target j is tokens[j], read after tokens[j - 1])."""
-    base, space, boundary = byte_tables
-    target, prev = tokens[first:last].long(), tokens[max(first - 1, 0) : max(last - 1, 0)].long()
-    return base[target] + (space[target] & ~boundary[prev])
-
-
 @dataclasses.dataclass
 class EvalResult:
     val_loss: float  # nats per scored target
@@ -1085,12 +952,6 @@ class EvalResult:
     losses: Tensor  # this rank's per-target losses, in stream order from target `first_target`
     first_target: int
 
-
-def uses_eval_methods(args: Hyperparameters) -> bool:
-    """Test-time training or the PPM mixture: eval_time.py runs them after the plain final evaluation."""
-    return args.ttt_steps > 0 or args.ppm_order > 0
-
-
 def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: int, batch_seqs: int,
              byte_tables: tuple[Tensor, Tensor, Tensor], rt: Runtime, score=score_windows) -> EvalResult:
     """Scores every target of `stream` once, rank r the r-th share of the windows; `score` gives their losses."""
@@ -1101,7 +962,9 @@ def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: in
         tokens = F.pad(tokens, (0, context + 1 - num_tokens))
     first, last = target_range(mine)
     losses = score(model, hidden_fn, tokens, mine, context, batch_seqs, rt)
-    byte_count = count_target_bytes(tokens, first, last, tuple(t.to(rt.device) for t in byte_tables))
+    base, space, boundary = (t.to(rt.device) for t in byte_tables)  # target j = tokens[j], read after tokens[j - 1]
+    target, prev = tokens[first:last].long(), tokens[max(first - 1, 0) : max(last - 1, 0)].long()
+    byte_count = base[target] + (space[target] & ~boundary[prev])
     totals = torch.stack([losses.double().sum(), byte_count.double().sum(),
                           torch.tensor(float(losses.numel()), dtype=torch.float64, device=rt.device)])
     if rt.distributed:
@@ -1110,7 +973,6 @@ def evaluate(model: ByteGPT, hidden_fn, stream: Tensor, context: int, stride: in
     require(bytes_total > 0, "evaluation stream holds no byte targets")
     return EvalResult(loss_total / scored_total, loss_total / math.log(2) / bytes_total, int(scored_total),
                       num_tokens - 1, int(bytes_total), 1000 * (time.perf_counter() - started), losses, first)
-
 
 class Scorer:
     """Scores a model on val with the non-overlapping eval (stride = context) and the sliding one."""
@@ -1183,12 +1045,10 @@ EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPT
 # Compressed bits per stored value for the size projection; int6: PR #832's at max clip, a Gaussian at std:K.
 PROJECTED_BITS = {"int6": 4.5, "int7": 6.0, "int8": 7.0, "fp16": 15.0}
 
-
 def projected_bits(storage: str, clip: str) -> float:
     if storage != "int6" or clip == "max":
         return PROJECTED_BITS[storage]
     return min(PROJECTED_BITS["int6"], 0.5 * math.log2(2 * math.pi * math.e) + math.log2(31 / float(clip[4:])) + 0.15)
-
 
 def codec_module(codec: str):
     """Imported only to write or read an artifact: a run without them still trains."""
@@ -1197,7 +1057,6 @@ def codec_module(codec: str):
     except ImportError:
         raise RunError(f"the artifact needs the {CODECS[codec]} package (pip install {CODECS[codec]})") from None
 
-
 def export_codecs(args: Hyperparameters) -> tuple[str, ...]:
     """The codecs CODEC tries, each imported (zstd also packs the header)."""
     codecs = tuple(CODECS) if args.codec == "auto" else ("zstd", args.codec)
@@ -1205,12 +1064,10 @@ def export_codecs(args: Hyperparameters) -> tuple[str, ...]:
         codec_module(codec)
     return codecs if args.codec == "auto" else (args.codec,)
 
-
 def storage_for(name: str, t: Tensor, embed_bits: int = 8) -> str:
     if t.ndim == 2 and t.numel() > QUANT_MIN_NUMEL:
         return f"int{embed_bits}" if name in EMBEDDING_TABLES else "int6"  # embeddings are more sensitive
     return "fp16"
-
 
 def component(model: nn.Module, name: str) -> str:
     """A parameter's report group: blocks.<mixer class>, blocks.mlp, blocks.scales, or its top-level module."""
@@ -1221,7 +1078,6 @@ def component(model: nn.Module, name: str) -> str:
         return f"blocks.{type(model.blocks[int(parts[1])].attn).__name__}"
     return f"blocks.{parts[2]}" if len(parts) > 3 else "blocks.scales"
 
-
 def projected_bits_by_group(model: nn.Module, embed_bits: int, clip: str) -> dict[str, list]:
     """Per report group: [parameters, storages, projected compressed bits]."""
     groups = collections.defaultdict(lambda: [0, set(), 0.0])
@@ -1230,7 +1086,6 @@ def projected_bits_by_group(model: nn.Module, embed_bits: int, clip: str) -> dic
         group[0], group[2] = group[0] + p.numel(), group[2] + p.numel() * projected_bits(storage, clip)
         group[1].add(storage)
     return groups
-
 
 def size_report(model: nn.Module, code_bytes: int, args: Hyperparameters) -> list[str]:
     """Parameters, storage and projected artifact bytes per component, the projected total against SIZE_CAP, and
@@ -1251,10 +1106,8 @@ def size_report(model: nn.Module, code_bytes: int, args: Hyperparameters) -> lis
             "CAP_FIT=0, so the run will end over the cap" if fitting else "no clip of the cap fit is projected to fit"))
     return lines
 
-
 def round_rows(w: Tensor, scale: Tensor, levels: int) -> Tensor:
     return torch.clamp(torch.round(w / scale), -levels, levels)
-
 
 def row_scales(w: Tensor, levels: int, clip: str) -> Tensor:
     """Each row's step (rows x 1, fp16-representable): its clip / levels."""
@@ -1266,14 +1119,12 @@ def row_scales(w: Tensor, levels: int, clip: str) -> Tensor:
     errors = torch.stack([(round_rows(w, s, levels) * s - w).square().sum(1) for s in scales])
     return scales[errors.argmin(0), torch.arange(w.size(0))]  # the first minimum: ties keep the larger clip
 
-
 def damped(hessian: Tensor, damp: float) -> Tensor:
     """Positive definite: a unit diagonal where calibration never reached an input, + damp * mean diagonal."""
     h = hessian.clone()
     h.diagonal()[h.diagonal() == 0] = 1
     h.diagonal().add_(damp * h.diagonal().mean())
     return h
-
 
 def gptq_rows(w: Tensor, hessian: Tensor, scale: Tensor, levels: int, block: int, damp: float) -> Tensor:
     """GPTQ (Frantar et al., 2022), columns by decreasing Hessian diagonal, lazy updates per block."""
@@ -1292,7 +1143,6 @@ def gptq_rows(w: Tensor, hessian: Tensor, scale: Tensor, levels: int, block: int
         w[:, end:] -= err @ u[start:end, end:]
     return q[:, torch.argsort(order)]
 
-
 def quantize_rows(w: Tensor, levels: int, clip: str = "max", hessian: Tensor | None = None, block: int = 128,
                   damp: float = 0.01) -> tuple[Tensor, Tensor]:
     """(int8 symbols, fp16 row steps): GPTQ when a Hessian is given, else rounding to nearest."""
@@ -1302,15 +1152,12 @@ def quantize_rows(w: Tensor, levels: int, clip: str = "max", hessian: Tensor | N
         q = round_rows(w, scale, levels) if hessian is None else gptq_rows(w, hessian, scale, levels, block, damp)
     return q.cpu().to(torch.int8), scale.cpu().half().flatten()
 
-
 def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one training micro-batch per rank each
     return -(-args.gptq_calib_tokens // (rt.world_size * (args.train_batch_tokens // 8)))
 
-
 def hessian_readers(model: nn.Module) -> dict[nn.Module, list[str]]:
-    """Each module whose input GPTQ needs: the quantized weights that multiply that input. A module that runs several
-    matrices on its input in one fused matmul (attention's q, k, v) names them in `fused_input_weights`: their own
-    modules never run, so hooks on them would never fire."""
+    """Each module whose input GPTQ needs: the quantized weights that multiply it. A fused matmul (attention's q, k, v)
+    names its matrices in `fused_input_weights`: their own modules never run, so hooks on them would never fire."""
     readers, fused = {}, set()
     for name, m in model.named_modules():
         own = [(f"{name}.{w}", m.get_parameter(w)) for w in getattr(m, "fused_input_weights", ())]
@@ -1321,12 +1168,10 @@ def hessian_readers(model: nn.Module) -> dict[nn.Module, list[str]]:
             readers[m] = weights
     return readers
 
-
 @torch.no_grad()
 def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
-    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs in full fp32 (a bf16 Hessian has no Cholesky), on
-    `rounds` rounds of training data (never val), summed over ranks; the tied embedding's x are the head's inputs,
-    the bigram table's is P^T P of its projection. Matrices that share an input share its Hessian."""
+    """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs in full fp32 (a bf16 one has no Cholesky) over
+    `rounds` rounds of training data, summed over ranks; the head's inputs for the tied embedding, P^T P for bigrams."""
     sums, readers = {}, hessian_readers(model)
 
     def accumulate(key: str, x: Tensor) -> None:
@@ -1357,7 +1202,6 @@ def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT
         hessians["bigram.embed.weight"] = proj.T @ proj
     return hessians
 
-
 def quantize_state(state: dict[str, Tensor], args: Hyperparameters, hessians: dict[str, Tensor]) -> list[tuple]:
     """(name, storage, int8 symbols or fp16 values, fp16 row steps or None) per tensor."""
     out = []
@@ -1374,7 +1218,6 @@ def quantize_state(state: dict[str, Tensor], args: Hyperparameters, hessians: di
             out += optional_module("export_research").low_rank_correction(name, t, deq, hessians.get(name), args)
     return out
 
-
 def group_streams(quantized: list[tuple]) -> tuple[dict[str, list[np.ndarray]], list[dict]]:
     """Each group's int8 streams; each tensor's header entry (offsets into its group's raw bytes)."""
     parts, entries = {"matrices": [], "embeddings": [], "floats": []}, []
@@ -1389,14 +1232,11 @@ def group_streams(quantized: list[tuple]) -> tuple[dict[str, list[np.ndarray]], 
     floats = np.concatenate(parts.pop("floats")).reshape(-1, 2)  # fp16 low bytes compress apart from high
     return {**{k: v for k, v in parts.items() if v}, "floats": [floats[:, 0].copy(), floats[:, 1].copy()]}, entries
 
-
 def zstd22(data: bytes) -> bytes:
     return codec_module("zstd").ZstdCompressor(level=22).compress(data)
 
-
 def ans_model(counts: list[int]):
     return codec_module("ans").stream.model.Categorical(np.array(counts[1:], np.float64), perfect=False)
-
 
 def compress_streams(codec: str, streams: list[np.ndarray]) -> tuple[bytes, list | None, int]:
     """(payload, ans: [lowest symbol, counts...] per stream, cost in bytes with the counts)."""
@@ -1411,13 +1251,11 @@ def compress_streams(codec: str, streams: list[np.ndarray]) -> tuple[bytes, list
     blob = coder.get_compressed().tobytes()
     return blob, counts, len(blob) + len(zstd22(json.dumps(counts).encode()))
 
-
 def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, code_sha256: str,
                     eval_context: dict | None = None, args: Hyperparameters | None = None,
                     hessians: dict[str, Tensor] | None = None) -> bytes:
     args = args or Hyperparameters({})
     return pack_artifact(quantize_state(state, args, hessians or {}), cfg, layout, code_sha256, eval_context, args)
-
 
 def pack_artifact(quantized: list[tuple], cfg: ModelConfig, layout: str, code_sha256: str, eval_context: dict | None,
                   args: Hyperparameters) -> bytes:
@@ -1440,7 +1278,6 @@ def pack_artifact(quantized: list[tuple], cfg: ModelConfig, layout: str, code_sh
         "tensors": entries}).encode())
     return ARTIFACT_MAGIC + len(header).to_bytes(4, "little") + header + b"".join(blobs)
 
-
 def decompress_group(group: dict, blob: bytes) -> bytes:
     size, codec = sum(group["lengths"]), group["codec"]
     if size > ARTIFACT_MAX_RAW_BYTES or codec not in CODECS:
@@ -1461,7 +1298,6 @@ def decompress_group(group: dict, blob: bytes) -> bytes:
         raw = np.frombuffer(raw, np.uint8).reshape(2, -1).T.tobytes()
     return raw
 
-
 def decode_tensor(entry: dict, raw: dict[str, bytes]) -> Tensor:
     shape, numel = entry["shape"], math.prod(entry["shape"])
     if entry["storage"] == "fp16":
@@ -1472,7 +1308,6 @@ def decode_tensor(entry: dict, raw: dict[str, bytes]) -> Tensor:
     q = np.frombuffer(raw[entry["group"]], np.int8, numel, entry["offset"]).astype(np.float32).reshape(shape[0], -1)
     scale = np.frombuffer(raw["floats"], np.float16, shape[0], entry["scale_offset"]).astype(np.float32)
     return torch.from_numpy(q * scale[:, None]).view(shape)
-
 
 def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     """(header, dequantized float32 state dict); RunError naming the file for anything malformed."""
@@ -1491,15 +1326,13 @@ def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
             raise ValueError(f"{len(data)} bytes, the header accounts for {bounds[-1]}")
         raw = {g["name"]: decompress_group(g, data[a:b]) for g, a, b in zip(header["groups"], bounds, bounds[1:])}
         state = {e["name"]: decode_tensor(e, raw) for e in header["tensors"]}
-        for name in [n for n in state if n.endswith(".lqer_a")]:  # LQER_RANK's corrections: W + A^T B
-            base = name.removesuffix(".lqer_a")
-            state[base] = state[base] + state.pop(name).T @ state.pop(base + ".lqer_b")
+        if any(name.endswith(".lqer_a") for name in state):  # LQER_RANK's corrections, added back
+            state = optional_module("export_research").fold_corrections(state)
     except RunError:
         raise
     except Exception as exc:  # whatever a malformed file makes a parser raise
         raise RunError(f"{path}: corrupt artifact ({type(exc).__name__}: {exc})") from None
     return header, state
-
 
 def write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
@@ -1537,12 +1370,10 @@ class WeightAverages:
             found["swa"] = [s / self.swa_count for s in self.swa_sum]
         return found
 
-
 @dataclasses.dataclass
 class Progress:
     step: int = 0
     training_ms: float = 0.0
-
 
 def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     """Linear warmdown over the last WARMDOWN_ITERS steps, of ITERATIONS or of the time left, whichever ends first,
@@ -1556,11 +1387,9 @@ def lr_scale(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
         scale = min(scale, remaining_ms / max(args.warmdown_iters * step_ms, 1e-9))
     return max(scale, args.min_lr)
 
-
 def training_fraction(args: Hyperparameters, step: int, elapsed_ms: float) -> float:
     by_time = elapsed_ms / (1000 * args.max_wallclock_seconds) if args.max_wallclock_seconds > 0 else 0.0
     return max(step / max(args.iterations, 1), by_time)
-
 
 def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     """Chunk-JEPA loss weight: 0, then a linear ramp to JEPA_LAMBDA_MAX, then 0 again (PR #832)."""
@@ -1568,36 +1397,25 @@ def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
 
 
-# Activations of one micro-batch per token, layer and unit of (MODEL_DIM + MLP_HIDDEN / 2): measured on this CPU
-# (torch 2.13, fp32: 50 bytes; research_log 2026-12-06); bf16 on a GPU assumed at 35 until a GPU measures it.
+# Activations of one micro-batch per token, layer and unit of (MODEL_DIM + MLP_HIDDEN / 2): 50 bytes measured on this
+# CPU in fp32 (research_log, 2026-12-06); 35 assumed for bf16 on a GPU until a GPU measures it.
 ACTIVATION_BYTES = {"fp32": 50, "bf16": 35}
 
-
-def peak_memory_estimate(args: Hyperparameters, rt: Runtime, model: ByteGPT) -> float:
-    """Rough bytes at a training step's peak: six fp32 copies of the weights (weights, gradients, optimizer and
-    averaging states) and one micro-batch's activations and logits."""
-    tokens, layers = args.train_batch_tokens // 8, len(model.blocks) * (1 + args.num_loops)
-    width = args.model_dim + args.mlp_hidden / 2
-    activations = tokens * layers * width * ACTIVATION_BYTES["bf16" if rt.bf16 and rt.device.type == "cuda" else "fp32"]
-    return 24 * sum(p.numel() for p in model.parameters()) + activations + 12 * tokens * model.cfg.vocab_size
-
-
-def free_memory(rt: Runtime) -> float:
-    if rt.device.type == "cuda":
-        return torch.cuda.mem_get_info(rt.device)[0]
-    meminfo = Path("/proc/meminfo")
-    lines = meminfo.read_text().splitlines() if meminfo.is_file() else []
-    return next((1024 * int(line.split()[1]) for line in lines if line.startswith("MemAvailable:")), math.inf)
-
-
 def check_memory(args: Hyperparameters, rt: Runtime, model: ByteGPT) -> None:
-    needed, free = peak_memory_estimate(args, rt, model), free_memory(rt)
+    """Stops a run whose rough peak (six fp32 copies of the weights: weights, gradients, optimizer and average states;
+    one micro-batch's activations and logits) exceeds what the device has free."""
+    tokens, kind = args.train_batch_tokens // 8, "bf16" if rt.bf16 and rt.device.type == "cuda" else "fp32"
+    layers, width = len(model.blocks) * (1 + args.num_loops), args.model_dim + args.mlp_hidden / 2
+    needed = (24 * sum(p.numel() for p in model.parameters()) + 12 * tokens * model.cfg.vocab_size
+              + tokens * layers * width * ACTIVATION_BYTES[kind])
+    meminfo = Path("/proc/meminfo").read_text().splitlines() if Path("/proc/meminfo").is_file() else []
+    free = torch.cuda.mem_get_info(rt.device)[0] if rt.device.type == "cuda" else next(
+        (1024 * int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:")), math.inf)
     rt.log(f"peak_memory_estimate:{needed / 2**30:.1f}GiB free:{free / 2**30:.1f}GiB ({rt.device.type})")
     require(not args.memory_check or needed <= free,
             f"this run needs about {needed / 2**30:.1f} GiB at its peak and the {rt.device.type} has "
-            f"{free / 2**30:.1f} GiB free; on a CPU take the demo's shape (python demo.py --print-command prints "
-            "the trainer command), or lower TRAIN_BATCH_TOKENS; MEMORY_CHECK=0 skips this check")
-
+            f"{free / 2**30:.1f} GiB free; on a CPU take the demo's shape (python demo.py --print-command), or "
+            "lower TRAIN_BATCH_TOKENS; MEMORY_CHECK=0 skips this check")
 
 class Trainer:
     """One optimizer step = 8 // WORLD_SIZE micro-steps of TRAIN_BATCH_TOKENS / 8 tokens per rank."""
@@ -1709,7 +1527,6 @@ class Trainer:
                    f"step:{progress.step}/{args.iterations}")
         return progress
 
-
 def check_replicas(rt: Runtime, model: nn.Module) -> None:
     """Logs whether the ranks ended training with the same weights, as they must (one clock, one LR)."""
     if rt.distributed:
@@ -1718,7 +1535,6 @@ def check_replicas(rt: Runtime, model: nn.Module) -> None:
         dist.all_gather_object(digests, hashlib.sha256(weights).hexdigest()[:16])
         rt.log(f"replicas:{'identical' if len(set(digests)) == 1 else 'DIFFERENT'} weights on {rt.world_size} ranks, "
                f"sha256 {' '.join(dict.fromkeys(digests))}")
-
 
 def train(args: Hyperparameters, rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
           stream: TokenStream) -> tuple[Progress, WeightAverages]:
@@ -1744,15 +1560,10 @@ def train(args: Hyperparameters, rt: Runtime, scorer: Scorer, model: ByteGPT, hi
         rt.log("warning: training ended before ENABLE_LOOPING_AT; the model is scored (and saved) with its loop on")
     model.looping = True  # the artifact's model, as EVAL_ONLY rebuilds it
     check_replicas(rt, model)
-    if rt.device.type == "cuda":
-        rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB "
-               f"reserved: {torch.cuda.max_memory_reserved() // 2**20} MiB")
+    if rt.device.type == "cuda":  # the GPU check's table reads this line
+        rt.log(f"peak memory allocated: {torch.cuda.max_memory_allocated() // 2**20} MiB reserved: "
+               f"{torch.cuda.max_memory_reserved() // 2**20} MiB")
     return progress, averages
-
-
-def weight_candidates(args: Hyperparameters) -> int:
-    return 1 + (args.ema_decay > 0) + (args.swa_every > 0)
-
 
 def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn, averages: WeightAverages,
                          heldout: Tensor) -> tuple[str, dict]:
@@ -1772,14 +1583,12 @@ def choose_final_weights(rt: Runtime, scorer: Scorer, model: ByteGPT, hidden_fn,
            + (f" {best}_minus_raw:{scores[best] - scores['raw']:+.4f}" if best != "raw" else ""))
     return best, scores
 
-
 def reserve_end_of_training(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT,
                             hidden_fn, heldout: Tensor) -> tuple[Hyperparameters, dict[str, float]]:
     """Work on training data after the last step (GPTQ calibration, scoring the weight candidates on the held-out
-    slice) comes off training's MAX_WALLCLOCK_SECONDS; each is timed now, the second of two tries (the first
-    compiles), and the ranks take the slowest."""
+    slice) comes off MAX_WALLCLOCK_SECONDS, timed now: the second of two tries (the first compiles), slowest rank's."""
     timed = lambda fn: rt.max_over_ranks([rt.timed(fn)[1] for _ in range(2)][-1])  # noqa: E731
-    reserve, rounds, candidates = {}, calibration_rounds(args, rt), weight_candidates(args)
+    reserve, rounds, candidates = {}, calibration_rounds(args, rt), 1 + (args.ema_decay > 0) + (args.swa_every > 0)
     if args.quant == "gptq":
         reserve["gptq"] = rounds * timed(lambda: calibrate(args, rt, spec, model, 1))
     if candidates > 1 and heldout.numel() >= 2:
@@ -1788,9 +1597,8 @@ def reserve_end_of_training(args: Hyperparameters, rt: Runtime, spec: DataSpec, 
     rt.log(f"end_of_training_reserve:{total:.0f}ms gptq:{reserve.get('gptq', 0):.0f}ms ({rounds} calibration rounds) "
            f"heldout:{reserve.get('heldout', 0):.0f}ms ({candidates} weight candidates)")
     if args.max_wallclock_seconds > 0 and total:
-        require(total < 1000 * args.max_wallclock_seconds,
-                f"the end-of-training reserve ({total:.0f}ms) exceeds MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS "
-                "or HELDOUT_TOKENS")
+        require(total < 1000 * args.max_wallclock_seconds, f"the end-of-training reserve ({total:.0f}ms) exceeds "
+                "MAX_WALLCLOCK_SECONDS; lower GPTQ_CALIB_TOKENS or HELDOUT_TOKENS")
         capped.max_wallclock_seconds -= total / 1000
     return capped, reserve
 
@@ -1807,16 +1615,13 @@ def code_files() -> dict[str, bytes]:
     imported = sorted(p for p in modules if p.parent == script.parent and p.suffix == ".py" and p != script)
     return {script.name: script.read_bytes(), **{p.name: p.read_bytes() for p in imported}}
 
-
 def code_bytes() -> int:
     return sum(map(len, code_files().values()))
-
 
 def code_sha256() -> str:
     """sha256 of the readable trainer source: a packed record script and the file packed into it agree."""
     source = PACKED_SOURCES.get(Path(__file__).name)
     return hashlib.sha256(source.encode() if source else Path(__file__).read_bytes()).hexdigest()
-
 
 def log_header(rt: Runtime, args: Hyperparameters) -> None:
     """The script's source, environment, versions, then every knob and its origin: a log alone reproduces its run
@@ -1844,10 +1649,8 @@ def log_header(rt: Runtime, args: Hyperparameters) -> None:
     except RunError as exc:  # said at the start, not only after ten minutes of training
         rt.log(f"warning: {exc}; without it this run stops where it writes or reads the artifact")
 
-
 def eval_context(args: Hyperparameters) -> dict:
     return {"context": args.train_seq_len, "stride": args.val_sliding_stride}
-
 
 def save_final_weights(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT) -> None:
     """LOG_DIR/RUN_ID.final.pt for EXPORT_ONLY: the chosen pre-quant weights and what rebuilds and scores them."""
@@ -1857,7 +1660,6 @@ def save_final_weights(args: Hyperparameters, rt: Runtime, spec: DataSpec, model
                     "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buffer)
         write_atomic(Path(args.log_dir) / f"{args.run_id}.final.pt", buffer.getvalue())
 
-
 def encode_within_cap(args: Hyperparameters, rt: Runtime, model: ByteGPT, hessians: dict, pack) -> tuple[bytes, dict]:
     """The configured export (rank 0); if code + artifact exceed SIZE_CAP and CAP_FIT=1, cap_fit.py's finest coarser
     setting that fits, tried on every rank."""
@@ -1866,14 +1668,6 @@ def encode_within_cap(args: Hyperparameters, rt: Runtime, model: ByteGPT, hessia
     if total <= args.size_cap or not args.cap_fit:
         return blob, {}
     return optional_module("cap_fit").fit(args, rt, model, hessians, pack, blob, total)
-
-
-def stored_as(header: dict) -> str:
-    """What the export stored, by storage: the log's names stay the community's (int6, zstd22) whatever it was."""
-    kinds = collections.Counter(e["storage"] for e in header["tensors"])
-    note = "" if set(kinds) != {"fp16"} else f" (no tensor has more than {QUANT_MIN_NUMEL:,} values: none quantized)"
-    return "stored:" + ",".join(f"{k}x{n}" for k, n in sorted(kinds.items())) + note
-
 
 def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer: Scorer, model: ByteGPT, hidden_fn,
                      reserve_ms: float = 0.0) -> dict:
@@ -1885,7 +1679,7 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
                f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
     artifact, context = Path(args.log_dir) / f"{args.run_id}.int6.ptz", eval_context(args)
-    pack = lambda quantized, a: pack_artifact(quantized, model.cfg, spec.layout, code_sha256(), context, a)  # noqa: E731
+    pack = lambda quantized, a: pack_artifact(quantized, model.cfg, spec.layout, code_sha256(), context, a)  # noqa
     (blob, fit), export_ms = rt.timed(lambda: encode_within_cap(args, rt, model, hessians, pack))
     if rt.master:
         write_atomic(artifact, blob)
@@ -1893,21 +1687,22 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
         dist.barrier()
     header, state = decode_artifact(artifact)
     groups = {g["name"]: [g["codec"], g["nbytes"]] for g in header["groups"]}
+    stored = collections.Counter(e["storage"] for e in header["tensors"])  # the names in the log stay int6, zstd22
     chosen = f" cap_fit:{fit['chosen'] or 'nothing fits'} (configured {fit['configured']})" if fit else ""
-    rt.log(f"export_time:{export_ms:.0f}ms " + " ".join(f"{k}:{v}" for k, v in header["export"].items()) + " "
-           + " ".join(f"{name}:{codec}:{size}" for name, (codec, size) in groups.items()) + f" {stored_as(header)}"
-           + chosen)
+    rt.log(f"export_time:{export_ms:.0f}ms " + " ".join(f"{k}:{v}" for k, v in header["export"].items())
+           + "".join(f" {name}:{codec}:{size}" for name, (codec, size) in groups.items()) + " stored:"
+           + ",".join(f"{k}x{n}" for k, n in sorted(stored.items())) + chosen
+           + (f" (no tensor over {QUANT_MIN_NUMEL:,} values: none quantized)" if set(stored) == {"fp16"} else ""))
     model.load_state_dict(state)
     post_quant = scorer.final_report(model, hidden_fn)
     export = {**header["export"], "groups": groups, "calibration_ms": calibration_ms, "export_ms": export_ms,
               "cap_fit": fit or None}
     return {"post_quant": post_quant, "artifact": str(artifact), "export": export}
 
-
 def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec) -> dict:
     scorer = Scorer(args, rt, spec)
     torch.manual_seed(args.seed)
-    model = build_model(ModelConfig.from_hparams(args, spec.vocab_size)).to(rt.device)
+    model = build_model(model_config(args, spec.vocab_size)).to(rt.device)
     rt.log("\n".join(size_report(model, code_bytes(), args)))
     check_memory(args, rt, model)
     stream, hidden_fn = TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens), scorer.hidden_fn(model)
@@ -1925,18 +1720,6 @@ def train_and_export(args: Hyperparameters, rt: Runtime, spec: DataSpec) -> dict
             "final_weights_ms": choice_ms, "end_of_training_reserve_ms": reserve, "pre_quant": pre_quant,
             **exported}
 
-
-def over_cap_advice(args: Hyperparameters, result: dict) -> str:
-    """What to run when a run ends over the cap: the saved weights re-exported coarser, if there are any."""
-    weights = Path(args.export_only or Path(args.log_dir) / f"{args.run_id}.final.pt")
-    fit = result.get("export", {}).get("cap_fit")
-    tried = f"the cap fit's coarsest try was {fit['tries'][-1]['setting']}; " if fit and fit["tries"] else ""
-    if not weights.is_file():
-        return tried + "set ALLOW_OVER_CAP=1 to accept"
-    return (tried + f"the weights are kept in {weights}: EXPORT_ONLY={weights} QUANT_CLIP=std:K (K above the "
-            f"fit's) or a larger SIZE_CAP re-exports them; ALLOW_OVER_CAP=1 accepts this one")
-
-
 def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict) -> int:
     """Size verdict, the final lines and the JSON summary; the exit status."""
     files = code_files()
@@ -1945,19 +1728,20 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict) -> 
     code_total, artifact_bytes = sum(map(len, files.values())), Path(result["artifact"]).stat().st_size
     total = artifact_bytes + code_total
     under_cap = total <= args.size_cap
-    sizes = ", ".join(f"{k} {len(v)}" for k, v in files.items())
-    if PACKED_SOURCES:
-        sizes += "; packed from " + ", ".join(f"{k} {len(v.encode())}" for k, v in PACKED_SOURCES.items())
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in files.items()) + ("; packed from " + ", ".join(
+        f"{k} {len(v.encode())}" for k, v in PACKED_SOURCES.items()) if PACKED_SOURCES else "")
     rt.log(f"artifact:{result['artifact']} artifact_bytes:{artifact_bytes} code_bytes:{code_total} "
            f"({sizes}) total_bytes:{total} cap_bytes:{args.size_cap} "
            f"verdict:{'UNDER_CAP' if under_cap else 'OVER_CAP'}")
     post = result["post_quant"]
     rt.log(f"final_int6_zstd22_roundtrip_exact val_loss:{post['val_loss']:.8f} val_bpb:{post['val_bpb']:.8f} "
            f"sliding_val_bpb:{post['sliding_val_bpb']:.8f}")
-    if not under_cap:
-        accept = "ALLOW_OVER_CAP=1: exiting 0" if args.allow_over_cap else over_cap_advice(args, result)
+    if not under_cap:  # the kept weights can be exported again, coarser
+        weights = Path(args.export_only or Path(args.log_dir) / f"{args.run_id}.final.pt")
+        redo = f"; EXPORT_ONLY={weights} QUANT_CLIP=std:K (coarser) re-exports them" if weights.is_file() else ""
         rt.log(f"OVER CAP: total {total:,} bytes > SIZE_CAP {args.size_cap:,} (artifact {artifact_bytes:,} + code "
-               f"{code_total:,}); {accept}")
+               f"{code_total:,}); " + ("ALLOW_OVER_CAP=1: exiting 0" if args.allow_over_cap else
+                                       "ALLOW_OVER_CAP=1 accepts it" + redo))
     private = {"SEED", "RUN_ID", "LOG_DIR", "RESUME", "EVAL_ONLY", "EXPORT_ONLY", "DATA_PATH", "TOKENIZER_PATH"}
     coverage = result.pop("coverage", None) or "full"
     summary = {"run_id": args.run_id, "seed": args.seed, "recipe": args.recipe, "layout": spec.layout,
@@ -1975,10 +1759,9 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict) -> 
     rt.log("final_summary:" + json.dumps(summary), console=False)  # the log's last line
     return 0 if under_cap or args.allow_over_cap else 1
 
-
 def main() -> int:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print(help_text())
+        print(optional_module("run_modes").help_text())
         return 0
     args = Hyperparameters()
     rt = setup_runtime(args)
@@ -1995,13 +1778,12 @@ def main() -> int:
         rt.log(f"error: {exc}" if isinstance(exc, RunError) else f"error: {type(exc).__name__}: {exc}", console=False)
         raise
 
-
 def leave_process(exit_code: int) -> None:
     """Exit, under torch.distributed without finalizing: a gloo thread freeing its last tensors aborts it."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
         os._exit(exit_code)
     sys.exit(exit_code)
 

@@ -31,7 +31,7 @@ def main() -> None:
     torch.manual_seed(0)
     args = tbm.Hyperparameters({"MODEL_DIM": "128", "NUM_LAYERS": "4", "NUM_HEADS": "4", "NUM_KV_HEADS": "4",
                                 "MLP_HIDDEN": "256", "BIGRAM_HASH_BUCKETS": "1024", "BIGRAM_HASH_DIM": "16"})
-    model = tbm.ByteGPT(tbm.ModelConfig.from_hparams(args, 260)).eval()
+    model = tbm.ByteGPT(tbm.model_config(args, 260)).eval()
     stream = torch.from_numpy(np.random.default_rng(0).integers(4, 260, a.tokens))
     rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=False)
     tables = tbm.byte_count_tables(tbm.DataSpec("byte260", 260, [], [], "bench"), "")

@@ -91,7 +91,7 @@ def model_figures(knobs: dict) -> tuple[float, int, int]:
     import train_byte_model as tbm
 
     args = tbm.Hyperparameters(knobs)
-    model = tbm.build_model(tbm.ModelConfig.from_hparams(args, 260))
+    model = tbm.build_model(tbm.model_config(args, 260))
     jepa = {id(m) for m in model.jepa.modules()} if model.jepa is not None else set()
     linears = [m for m in model.modules() if isinstance(m, tbm.CastedLinear)]
     matrices = sum(m.weight.numel() for m in linears)

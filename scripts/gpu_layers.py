@@ -68,7 +68,7 @@ def main() -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda)  # noqa: E731
-    cfg = tbm.ModelConfig.from_hparams(tbm.Hyperparameters({}), 256)
+    cfg = tbm.model_config(tbm.Hyperparameters({}), 256)
     kernel = tbm.choose_attention(tbm.Runtime(0, 1, device, bf16=cuda, compile=not a.no_compile))
     print(f"device {torch.cuda.get_device_name(device) if cuda else 'cpu'}  torch {torch.__version__}  "
           f"{'bf16 autocast' if cuda else 'fp32'}  batch {a.batch} x seq {a.seq} x dim {cfg.model_dim}, "

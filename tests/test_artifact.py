@@ -166,7 +166,7 @@ def test_eval_only_of_a_pickle_is_a_one_line_error(small_val, tmp_path):
 def test_over_cap_fails_unless_allowed(small_val, tmp_path):
     """A 17M-value bigram table of random weights compresses to more than 16,000,000 bytes."""
     env = {**TINY_ENV, "BIGRAM_HASH_BUCKETS": "540000", "BIGRAM_HASH_DIM": "32"}
-    model = randomized(tbm.ByteGPT(tbm.ModelConfig.from_hparams(tbm.Hyperparameters(env), 260)))
+    model = randomized(tbm.ByteGPT(tbm.model_config(tbm.Hyperparameters(env), 260)))
     big = tmp_path / "big.ptz"
     artifact_for(model, big)
     assert big.stat().st_size > tbm.SIZE_CAP_BYTES

@@ -66,4 +66,4 @@ def test_every_recipe_shrinks_to_a_valid_demo_configuration(recipe):
     assert args.num_heads // args.num_kv_heads == full.num_heads // full.num_kv_heads
     assert args.rope_dims / args.head_dim == full.rope_dims / full.head_dim
     assert args.warmdown_iters / args.iterations == pytest.approx(full.warmdown_iters / FULL_SCALE_STEPS[recipe], abs=0.01)
-    tbm.build_model(tbm.ModelConfig.from_hparams(args, 260))
+    tbm.build_model(tbm.model_config(args, 260))

@@ -202,7 +202,7 @@ def test_switching_the_loop_on_keeps_the_run_until_the_switch(tmp_path):
                                     "NUM_LOOPS": loops, "LOOP_START": "1", "LOOP_END": "1", "ENABLE_LOOPING_AT": "0.5"})
         spec, rt = tbm.resolve_data(args), tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=False)
         torch.manual_seed(0)
-        model = tbm.build_model(tbm.ModelConfig.from_hparams(args, spec.vocab_size))
+        model = tbm.build_model(tbm.model_config(args, spec.vocab_size))
         loader = tbm.DistributedTokenLoader(tbm.TokenStream(spec.train_files, spec.vocab_size), 0, 1, rt.device)
         trainer, seen = tbm.Trainer(args, rt, model, model, loader), []
         step = trainer.step

@@ -86,8 +86,34 @@ def test_a_typo_stops_the_trainer_before_anything_runs(tmp_path):
 
 
 def test_model_config_fields_are_the_model_knobs_with_their_types():
-    """ModelConfig is written out (readable, greppable); its fields must stay the model knobs, each of its type."""
+    """ModelConfig is built from MODEL_KNOBS: the vocab size, then each model knob in lower case, of its default's
+    type, in the knob table's order; everything a model is built from must be one of them (the artifact holds it)."""
     defaults = {name.lower(): default for name, default, _ in tbm.KNOBS}
-    fields = tbm.dataclasses.fields(tbm.ModelConfig)
-    assert fields[0].name == "vocab_size" and all(f.name in defaults for f in fields[1:])
-    assert all(f.type == type(defaults[f.name]).__name__ for f in fields[1:]), [f.name for f in fields[1:]]
+    fields = [(f.name, f.type) for f in tbm.dataclasses.fields(tbm.ModelConfig)]
+    assert fields == [("vocab_size", int)] + [(name.lower(), type(defaults[name.lower()])) for name, _, _ in tbm.KNOBS
+                                              if name in tbm.MODEL_KNOBS]
+    assert len(fields) == len(tbm.MODEL_KNOBS) + 1  # no name in MODEL_KNOBS that is not a knob
+    read = set()
+    config = tbm.model_config(tbm.Hyperparameters({}), 260)
+
+    class Recording:  # every field a model reads while it is built, with every option on
+        def __getattr__(self, name):
+            read.add(name)
+            return getattr(config, name)
+
+    for overrides in ({}, {"skip_gates": 1, "parallel_start_layer": 8, "num_loops": 1, "attn_gate_scale": 0.5},
+                      {"block_pattern": "ASGAAAAAAAAAA", "patch_size": 2}):
+        config = tbm.dataclasses.replace(tbm.model_config(tbm.Hyperparameters({"MODEL_DIM": "64", "NUM_HEADS": "2",
+                                                                                "NUM_KV_HEADS": "1"}), 260), **overrides)
+        tbm.build_model(Recording())
+    assert read <= {name for name, _ in fields}
+
+
+def test_the_trainer_knows_every_name_run_modes_translates():
+    """The trainer imports run_modes for these names only: its list and run_modes' tables must be the same names."""
+    import run_modes
+
+    tables = run_modes.KNOB_ALIASES.keys() | run_modes.KNOB_SWITCHES.keys() | run_modes.KNOB_REFUSED.keys()
+    assert tables == tbm.OTHER_SCRIPTS_KNOBS and not tables & set(tbm.KNOB_NAMES)
+    assert set(run_modes.KNOB_ALIASES.values()) | {k for k, _ in run_modes.KNOB_SWITCHES.values() if k} <= set(
+        tbm.KNOB_NAMES)

@@ -15,7 +15,7 @@ import train_byte_model as tbm
 def tiny_config(**overrides) -> tbm.ModelConfig:
     """The frontier recipe's model at toy size: GQA, XSA on the last 2 of 5 layers, RoPE on 8 of 16 head
     dims, LN scale, orthogonal init, chunk-JEPA on chunks of 4."""
-    cfg = tbm.ModelConfig.from_hparams(tbm.Hyperparameters({
+    cfg = tbm.model_config(tbm.Hyperparameters({
         "NUM_LAYERS": "5", "MODEL_DIM": "64", "NUM_HEADS": "4", "NUM_KV_HEADS": "2", "MLP_HIDDEN": "128",
         "ROPE_DIMS": "8", "XSA_LAST_N": "2", "BIGRAM_HASH_BUCKETS": "64", "BIGRAM_HASH_DIM": "8",
         "JEPA_CHUNK_SIZE": "4", "JEPA_LATENT_DIM": "16"}), 260)
@@ -36,7 +36,7 @@ def param_count(model: torch.nn.Module) -> int:
 
 
 def recipe_model(vocab: int, **env) -> tbm.ByteGPT:
-    return tbm.build_model(tbm.ModelConfig.from_hparams(tbm.Hyperparameters(env), vocab))
+    return tbm.build_model(tbm.model_config(tbm.Hyperparameters(env), vocab))
 
 
 def test_recipe_parameter_counts_match_the_published_logs():

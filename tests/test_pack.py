@@ -50,6 +50,7 @@ def test_packed_script_trains_to_the_same_score(tmp_path, methods):
     assert results["packed"]["post_quant"]["score_bpb"] == results["source"]["post_quant"]["score_bpb"]
     assert results["packed"]["code_bytes"] == len(packed)
     assert results["source"]["code_bytes"] == sum(path.stat().st_size for path in sources)
+    assert results["packed"]["code_sha256"] == results["source"]["code_sha256"]  # submission.py pairs their logs
     text = (tmp_path / "logs" / "packed.txt").read_text()
     assert text.startswith(TRAINER.read_text())
     artifact_line = next(line for line in log_lines(tmp_path / "logs", "packed") if line.startswith("artifact:"))

@@ -248,7 +248,7 @@ def test_at_the_default_shape_under_bf16_every_stored_integer_tensor_gets_an_fp3
     dataset = make_byte_dataset(tmp_path, train_bytes=8000, val_bytes=1000)
     args = tbm.Hyperparameters({"DATA_PATH": str(dataset), "TRAIN_SEQ_LEN": "64", "TRAIN_BATCH_TOKENS": "512",
                                 "HELDOUT_TOKENS": "512", "VAL_SLIDING_STRIDE": "64"})
-    model = tbm.build_model(tbm.ModelConfig.from_hparams(args, 260))
+    model = tbm.build_model(tbm.model_config(args, 260))
     state = model.state_dict()
     stored = {name for name, t in state.items() if tbm.storage_for(name, t, args.embed_bits) != "fp16"}
     assert {f"blocks.12.attn.c_{m}.weight" for m in "qkv"} <= stored and "tok_emb.weight" in stored

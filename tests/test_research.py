@@ -98,7 +98,7 @@ def test_causality(name):
 def test_patched_prediction_uses_exactly_the_allowed_bytes():
     """independent: position t sees only whole patches before byte t + 1's patch; causal_conv also sees
     that patch's bytes up to t. Probed by changing one byte and listing the positions that change."""
-    for decoder in tbm.PATCH_DECODERS:  # without the chunk-JEPA, whose chunk summaries reach further
+    for decoder in ro.PATCH_DECODERS:  # without the chunk-JEPA, whose chunk summaries reach further
         model = randomized(tbm.build_model(tiny_config(patch_size=4, patch_decoder=decoder, smear_gate=0,
                                                        bigram_hash_buckets=0, jepa_chunk_size=0))).eval()
         ids = torch.randint(4, 260, (1, 16))
@@ -118,7 +118,7 @@ def test_patched_model_rejects_a_length_not_divisible_by_the_patch():
 
 
 def test_default_model_needs_no_research_module_and_knob_errors_name_the_knob():
-    assert type(tbm.build_model(tbm.ModelConfig.from_hparams(tbm.Hyperparameters({}), 260))) is tbm.ByteGPT
+    assert type(tbm.build_model(tbm.model_config(tbm.Hyperparameters({}), 260))) is tbm.ByteGPT
     assert not tbm.needs_research_module(tbm.Hyperparameters({}))
     for env, message in [({"PATCH_SIZE": "3"}, "PATCH_SIZE=3"), ({"PATCH_SIZE": "0"}, "PATCH_SIZE=0"),
                          ({"PATCH_SIZE": "2", "PATCH_DECODER": "conv"}, "PATCH_DECODER='conv'"),
@@ -202,7 +202,7 @@ def test_trainer_runs_scores_exports_and_reloads(option, dataset, tmp_path):
     post = summary["post_quant"]
     assert post["sliding_scored_targets"] == post["val_targets"] and 0 < post["sliding_val_bpb"] < 8
     header, model = run_modes.load_artifact_model(tmp_path / f"{option}.int6.ptz")
-    assert model.cfg == tbm.ModelConfig.from_hparams(tbm.Hyperparameters(env), 260)
+    assert model.cfg == tbm.model_config(tbm.Hyperparameters(env), 260)
     if option == "patch4_causal_conv":  # EVAL_ONLY rebuilds the research model and scores it identically
         rescore = run_trainer({**env, "RUN_ID": "rescore", "EVAL_ONLY": str(tmp_path / f"{option}.int6.ptz")}, tmp_path)
         assert rescore.returncode == 0, rescore.stderr[-3000:]

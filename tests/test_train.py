@@ -143,7 +143,7 @@ def test_inductor_compiled_training_step_matches_eager(dataset):
     for compile in (False, True):
         rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=compile)
         torch.manual_seed(0)
-        model = tbm.build_model(tbm.ModelConfig.from_hparams(args, spec.vocab_size))
+        model = tbm.build_model(tbm.model_config(args, spec.vocab_size))
         train_model = torch.compile(model, dynamic=False, fullgraph=True) if compile else model
         loader = tbm.DistributedTokenLoader(tbm.TokenStream(spec.train_files, spec.vocab_size), 0, 1, rt.device)
         trainer = tbm.Trainer(args, rt, model, train_model, loader)
