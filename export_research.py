@@ -3,7 +3,7 @@ low-rank int4 correction of each int6 matrix's quantization error (LQER, Zhang e
 imports this module only when LQER_RANK > 0, and a run that uses it counts this file's bytes. The
 artifact stores the factors as ordinary int4 tensors NAME.lqer_a (A^T, rank x rows) and NAME.lqer_b
 (rank x columns); the trainer's decoder calls fold_corrections to add A^T B to NAME.
-README.md ("Export: quantization and codecs") says what it bought.
+docs/export.md says what it bought.
 """
 
 from __future__ import annotations

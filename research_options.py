@@ -1,7 +1,7 @@
 """Research options for train_byte_model.py, off by default and used by no recipe: BLOCK_PATTERN letters
 S (Mamba2-style selective SSM) and G (gated linear attention), both pure-PyTorch chunked scans, and byte
 patching (PATCH_SIZE, PATCH_DECODER). The trainer imports this module only when one of these knobs is
-set; a run that uses it counts this file's bytes too. README.md ("Research options") says what each does.
+set; a run that uses it counts this file's bytes too. docs/research_options.md says what each does.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Several seeds' train_byte_model.py logs -> a Parameter Golf record: statistics (mean, 99% CI, one-sided
 t-tests of the record rule per byte and per token), submission.json, a markdown results table and training
-curves. Not part of the counted artifact. Usage, formulas and what it refuses: README, "Submitting".
+curves. Not part of the counted artifact. Usage, formulas and what it refuses: docs/submitting.md.
 
     python submission.py logs/run_seed*.txt --baseline 1.2244 --name "Byte model" --github-id me --out submission.json
 """
@@ -442,7 +442,7 @@ def write_packed(out: Path, sources: list[Path]) -> int:
 # ---- COMMAND LINE ----
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                epilog='Formulas, the record rule and what is refused: README, "Submitting".')
+                                epilog="Formulas, the record rule and what is refused: docs/submitting.md.")
     p.add_argument("logs", nargs="*", type=Path,
                    help="run logs of one configuration, one per seed (with --pack: the sources, the trainer first)")
     p.add_argument("--pack", type=Path, metavar="OUT.py", help="write the packed record script instead")

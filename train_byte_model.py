@@ -193,7 +193,7 @@ RECIPES = {
     "frontier": {},
     # PR #832 as published: its bigram table and projection both start at zero, so they stay zero.
     "pr832": {"BIGRAM_INIT_STD": 0.0, "ITERATIONS": 9000},
-    # The token records after PR #832 on our stack (frontier_next.py; README "Recipes" says why each part): a candidate,
+    # The token records after PR #832 on our stack (frontier_next.py; docs/recipes.md says why each part): a candidate,
     # not yet run on 8xH100.
     "frontier_next": {"DOC_BOUNDARY": 1, "NS_COEFFICIENTS": "polar_express", "MIN_LR": 0.1, "SKIP_GATES": 1,
                       "PARALLEL_START_LAYER": 8, "ATTN_GATE_SCALE": 0.5, "QK_GAIN_INIT": 5.0, "XSA_LAST_N": 13,
