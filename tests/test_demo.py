@@ -67,3 +67,18 @@ def test_every_recipe_shrinks_to_a_valid_demo_configuration(recipe):
     assert args.rope_dims / args.head_dim == full.rope_dims / full.head_dim
     assert args.warmdown_iters / args.iterations == pytest.approx(full.warmdown_iters / FULL_SCALE_STEPS[recipe], abs=0.01)
     tbm.build_model(tbm.model_config(args, 260))
+
+
+@pytest.mark.parametrize("recipe", list(FULL_SCALE_STEPS))
+def test_print_command_is_the_trainer_at_the_demos_shape(recipe):
+    """`python demo.py --print-command` (the README's demo-scale trainer command): the demo's knobs, every one a
+    knob, the recipe's layer indices inside the demo's 4 layers; the knobs parse, so the command starts."""
+    proc = subprocess.run([sys.executable, str(REPO / "demo.py"), "--print-command"], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "RECIPE": recipe}, check=True)
+    *pairs, python, script = proc.stdout.split()
+    knobs = dict(pair.split("=", 1) for pair in pairs)
+    assert (python, script) == ("python", "train_byte_model.py") and knobs == {**demo_knobs(recipe), "DATA_PATH": "data/demo/bytes"}
+    args = tbm.Hyperparameters(knobs)
+    assert set(knobs) <= set(tbm.KNOB_NAMES) and args.recipe == recipe and args.warnings == []
+    if args.num_loops:
+        assert 0 <= args.loop_start <= args.loop_end < args.num_layers

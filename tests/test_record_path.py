@@ -29,7 +29,7 @@ def record_run(tmp_path_factory):
 def test_bf16_compiled_run_ends_with_its_score(record_run):
     env, log_dir, proc = record_run
     lines = log_lines(log_dir, "record")
-    assert any(" bf16:True compile:True" in line for line in lines)
+    assert any(" bf16:True compile:True" in line for line in lines) and "warmup_step:1/1" in lines
     assert any(line.startswith("final_sliding+ttt+ppm val_loss:") for line in lines)
     assert proc.stdout.strip().splitlines()[-1].startswith("score: ")
     assert final_summary(log_dir, "record")["post_quant"]["score_method"] == "ttt+ppm"

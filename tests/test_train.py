@@ -231,3 +231,13 @@ def test_token_mode_trains_on_sp_shards_with_the_baseline_byte_formula(sp_shard_
     post = summary["post_quant"]
     assert summary["layout"] == "tokens" and post["sliding_scored_targets"] == post["sliding_targets"]
     assert post["val_byte_targets"] > 1.5 * post["val_targets"]  # a BPE token is several bytes
+
+
+def test_a_run_too_big_for_the_machine_stops_at_start_up_naming_the_demo_command(dataset, tmp_path):
+    """The 8xH100 shape with a batch no CPU holds: one line, before any step, instead of the OS killing it later."""
+    env = {"DATA_PATH": str(dataset), "RUN_ID": "huge", "TRAIN_BATCH_TOKENS": str(8 * 4096 * 64), "HELDOUT_TOKENS": "512",
+           "MAX_WALLCLOCK_SECONDS": "0"}
+    proc = run_trainer(env, tmp_path, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert "at its peak" in proc.stderr and "python demo.py --print-command" in proc.stderr
+    assert not any(line.startswith("step:") for line in log_lines(tmp_path, "huge"))
