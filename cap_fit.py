@@ -8,20 +8,21 @@ step), so the search looks for the first setting that fits: rounds of ROUND_TRIE
 the settings tried, and the choice, do not depend on the number of ranks. Of the tried settings that fit, the fit
 keeps the one with the smallest Hessian-weighted quantization error sum_t tr(E_t H_t E_t^T) (E_t the stored minus
 the exported weights; the plain squared error where no Hessian was collected). It reuses the export's Hessians and
-reads no data, val least of all. Rank 0 writes the chosen file.
+each group's codec as the configured export chose it, and reads no data, val least of all. Rank 0 writes the file.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from train_byte_model import (CAP_FIT_CLIPS, ByteGPT, Hyperparameters, Runtime, code_bytes, full_fp32,
-                              quantize_state)
+from train_byte_model import (ARTIFACT_MAGIC, CAP_FIT_CLIPS, ByteGPT, Hyperparameters, Runtime, code_bytes,
+                              codec_module, full_fp32, quantize_state)
 
 ROUND_TRIES = 8  # one round is one try per GPU on 8xH100
 
@@ -54,13 +55,27 @@ def weighted_error(state: dict[str, Tensor], quantized: list[tuple], hessians: d
     return total
 
 
-def try_setting(setting: tuple[str, int], args: Hyperparameters, model: ByteGPT, hessians: dict,
-                pack) -> tuple[dict, bytes]:
+def configured_codecs(rt: Runtime, configured_blob: bytes) -> dict[str, tuple[str]]:
+    """The codec each group of the configured export chose (rank 0's file, to every rank): the tries use only that
+    one, since trying brotli on the matrices alone costs about a minute of one core at the full shape."""
+    box = [None]
+    if rt.master:
+        start = len(ARTIFACT_MAGIC) + 4
+        end = start + int.from_bytes(configured_blob[len(ARTIFACT_MAGIC) : start], "little")
+        header = json.loads(codec_module("zstd").ZstdDecompressor().decompress(configured_blob[start:end]))
+        box = [{g["name"]: (g["codec"],) for g in header["groups"]}]
+    if rt.distributed:
+        dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def try_setting(setting: tuple[str, int], args: Hyperparameters, model: ByteGPT, hessians: dict, pack,
+                codecs: dict) -> tuple[dict, bytes]:
     started, state = time.perf_counter(), model.state_dict()
     trial = copy.copy(args)
     trial.quant_clip, trial.embed_bits = setting
     quantized = quantize_state(state, trial, hessians)
-    blob = pack(quantized, trial)
+    blob = pack(quantized, trial, codecs)
     return {"setting": f"QUANT_CLIP={setting[0]} EMBED_BITS={setting[1]}", "artifact_bytes": len(blob),
             "error": weighted_error(state, quantized, hessians), "ms": 1000 * (time.perf_counter() - started)}, blob
 
@@ -69,6 +84,7 @@ def fit(args: Hyperparameters, rt: Runtime, model: ByteGPT, hessians: dict, pack
         configured_total: int) -> tuple[bytes, dict]:
     """(the file to write on rank 0, the fit's report); the configured file when nothing on the ladder fits."""
     started, settings, code = time.perf_counter(), ladder(args), code_bytes()  # code: this module counted too
+    codecs = configured_codecs(rt, configured_blob)
     budget = args.size_cap - code
     configured = f"QUANT_CLIP={args.quant_clip} EMBED_BITS={args.embed_bits}"
     rt.log(f"cap_fit: configured {configured} gives {configured_total:,} bytes > SIZE_CAP {args.size_cap:,}; "
@@ -78,7 +94,7 @@ def fit(args: Hyperparameters, rt: Runtime, model: ByteGPT, hessians: dict, pack
         indices, rounds = next_round(lo, hi), rounds + 1
         mine = {}
         for i in indices[rt.rank:: rt.world_size]:
-            mine[i], blobs[i] = try_setting(settings[i], args, model, hessians, pack)
+            mine[i], blobs[i] = try_setting(settings[i], args, model, hessians, pack, codecs)
             mine[i]["rank"] = rt.rank
         gathered = [mine]
         if rt.distributed:

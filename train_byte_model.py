@@ -1258,12 +1258,12 @@ def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, cod
     return pack_artifact(quantize_state(state, args, hessians or {}), cfg, layout, code_sha256, eval_context, args)
 
 def pack_artifact(quantized: list[tuple], cfg: ModelConfig, layout: str, code_sha256: str, eval_context: dict | None,
-                  args: Hyperparameters) -> bytes:
-    """The file from quantize_state's tensors: each group with its smallest codec, behind the header."""
+                  args: Hyperparameters, codecs: dict | None = None) -> bytes:
+    """The file from quantize_state's tensors: each group with the smallest of CODEC's (or `codecs[group]`)."""
     streams, entries = group_streams(quantized)
     groups, blobs = [], []
     for name, group in streams.items():
-        tried = {c: compress_streams(c, group) for c in export_codecs(args)}
+        tried = {c: compress_streams(c, group) for c in (codecs or {}).get(name, export_codecs(args))}
         best = min(tried, key=lambda c: tried[c][2])
         blob, counts, _ = tried[best]
         groups.append({"name": name, "codec": best, "nbytes": len(blob), "lengths": [s.size for s in group],
@@ -1679,7 +1679,7 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
                f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
     artifact, context = Path(args.log_dir) / f"{args.run_id}.int6.ptz", eval_context(args)
-    pack = lambda quantized, a: pack_artifact(quantized, model.cfg, spec.layout, code_sha256(), context, a)  # noqa
+    pack = lambda q, a, codecs=None: pack_artifact(q, model.cfg, spec.layout, code_sha256(), context, a, codecs)  # noqa
     (blob, fit), export_ms = rt.timed(lambda: encode_within_cap(args, rt, model, hessians, pack))
     if rt.master:
         write_atomic(artifact, blob)

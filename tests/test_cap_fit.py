@@ -27,6 +27,7 @@ def fake_fit(monkeypatch, sizes: list[int], errors: list[float], cap: int) -> di
     args = tbm.Hyperparameters({"SIZE_CAP": str(cap)})
     settings = cap_fit.ladder(args)
     monkeypatch.setattr(cap_fit, "code_bytes", lambda: 0)
+    monkeypatch.setattr(cap_fit, "configured_codecs", lambda rt, blob: {})
     monkeypatch.setattr(cap_fit, "try_setting", lambda setting, *_: (
         {"setting": f"{setting}", "artifact_bytes": sizes[settings.index(setting)],
          "error": errors[settings.index(setting)], "ms": 0.0}, b"%d" % settings.index(setting)))
