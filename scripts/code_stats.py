@@ -3,8 +3,9 @@
 
 Prints a markdown table: lines and bytes of each source file, the trainer's longest function, the functions
 over 50 lines, and the bytes of the packed record script (submission.py --pack) for the default run and for
-a run with the evaluation-time methods. Targets (issue #9): trainer <= 1,500 lines, no function over 50
-lines, packed record script <= 30,000 bytes, convert_to_bytes.py and submission.py <= 500 lines each.
+a run with the evaluation-time methods. Targets: the trainer <= 1,800 lines (the project's standard) with no
+function over 50 lines, the packed record script <= 36,000 bytes (issue #9's 30,000, raised by issues 17-19),
+convert_to_bytes.py and submission.py <= 500 lines each (issue #9).
 """
 from __future__ import annotations
 
