@@ -1,4 +1,4 @@
-"""What a record run never does, for train_byte_model.py: --help, other scripts' knob names, resumable checkpoints (CHECKPOINT_EVERY, RESUME),
+"""What a record run never does, for train_byte_model.py: other scripts' knob names, resumable checkpoints (CHECKPOINT_EVERY, RESUME),
 scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY), per-target loss dumps (EVAL_DUMP)
 and token mode (sp1024 shards scored with the baseline's byte formula, for side-by-side studies). The trainer
 imports this module only when one of those knobs is set, and then counts its bytes too.
@@ -17,20 +17,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
-import train_byte_model
-from train_byte_model import (KNOB_NAMES, KNOBS, RECIPES, ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress,
+from train_byte_model import (KNOB_NAMES, ByteGPT, DataSpec, Hyperparameters, ModelConfig, Progress,
                               RunError, Runtime, Scorer, build_model, code_bytes, code_sha256, decode_artifact,
                               export_and_score, require, size_report, write_atomic)
-
-
-def help_text() -> str:
-    """--help: what the trainer is, every knob with its default and meaning, and the recipes."""
-    lines = [train_byte_model.__doc__.strip(), "", "Knobs (environment variables), defaults (RECIPE=frontier):", ""]
-    lines += [f"  {name:<28} {default!r:<36} {meaning}" for name, default, meaning in KNOBS]
-    lines += ["", "Recipes (what each changes from the defaults):"]
-    lines += [f"  {name:<9} " + (" ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)")
-              for name, preset in RECIPES.items()]
-    return "\n".join(lines)
 
 
 # -----------------------------

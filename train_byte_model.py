@@ -61,7 +61,10 @@ def optional_module(name: str):
         module = sys.modules[name] = types.ModuleType(name)
         module.__file__ = __file__
         exec(compile(PACKED_SOURCES[f"{name}.py"], f"{name}.py", "exec"), module.__dict__)
-    return importlib.import_module(name)
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError:
+        raise RunError(f"{name}.py: not packed into {Path(__file__).name} and not beside it") from None
 
 
 # -----------------------------
@@ -193,8 +196,7 @@ RECIPES = {
     "frontier": {},
     # PR #832 as published: its bigram table and projection both start at zero, so they stay zero.
     "pr832": {"BIGRAM_INIT_STD": 0.0, "ITERATIONS": 9000},
-    # The token records after PR #832 on our stack (frontier_next.py; docs/recipes.md says why each part): a candidate,
-    # not yet run on 8xH100.
+    # The token records after PR #832 on our stack (frontier_next.py; docs/recipes.md): a candidate, no GPU run yet.
     "frontier_next": {"DOC_BOUNDARY": 1, "NS_COEFFICIENTS": "polar_express", "MIN_LR": 0.1, "SKIP_GATES": 1,
                       "PARALLEL_START_LAYER": 8, "ATTN_GATE_SCALE": 0.5, "QK_GAIN_INIT": 5.0, "XSA_LAST_N": 13,
                       "EMA_DECAY": 0.9965, "NUM_LOOPS": 2, "LOOP_START": 3, "LOOP_END": 5, "ITERATIONS": 7000},
@@ -207,9 +209,9 @@ RECIPES = {
 QUANT_METHODS = ("rowclip", "gptq")
 CODECS = {"zstd": "zstandard", "brotli": "brotli", "ans": "constriction"}  # codec: its package
 KNOB_CHOICES = {"DATA_LAYOUT": ("auto", "byte260", "raw256", "tokens"), "BIGRAM_HASH": ("mix", "seed"),
-                "NS_COEFFICIENTS": ("quintic", "polar_express"),
-                "TTT_PARAMS": ("scalars", "lora"), "TTT_RESET": ("never", "doc"),
-                "QUANT": QUANT_METHODS, "EMBED_BITS": (8, 7, 6), "CODEC": (*CODECS, "auto")}
+                "NS_COEFFICIENTS": ("quintic", "polar_express"), "TTT_PARAMS": ("scalars", "lora"),
+                "TTT_RESET": ("never", "doc"), "QUANT": QUANT_METHODS, "EMBED_BITS": (8, 7, 6),
+                "CODEC": (*CODECS, "auto")}
 KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N": 0, "JEPA_CHUNK_SIZE": 0,
                  "JEPA_LATENT_DIM": 1, "JEPA_PHASE1_FRAC": 0, "JEPA_PHASE2_FRAC": 0, "SCAN_CHUNK": 1, "PATCH_SIZE": 1,
                  "ITERATIONS": 0, "TRAIN_BATCH_TOKENS": 1, "VAL_SLIDING_STRIDE": 1, "EVAL_BATCH_SEQS": 1,
@@ -217,10 +219,8 @@ KNOB_MINIMUMS = {"NUM_LAYERS": 1, "NUM_HEADS": 1, "NUM_KV_HEADS": 1, "XSA_LAST_N
                  "GPTQ_BLOCK": 1, "GPTQ_CALIB_TOKENS": 1, "LQER_RANK": 0, "NUM_LOOPS": 0, "PARALLEL_START_LAYER": 0,
                  "MIN_LR": 0, "ATTN_GATE_SCALE": 0, "SIZE_CAP": 1}
 
-
-# Other scripts' knob names (PR #832's README command, the official train_gpt.py, the records after PR #832), and any
-# NAME_ENABLED switch: run_modes.own_names takes each as ours or refuses it naming ours. Only a run that uses one
-# imports it; tests/test_knobs.py pins these names to its tables.
+# Other scripts' knob names and any NAME_ENABLED switch: only a run that uses one imports run_modes.own_names, which
+# takes each as ours or refuses it naming ours (tests/test_knobs.py pins these names to its tables).
 OTHER_SCRIPTS_KNOBS = frozenset((
     "MUON_WD", "ADAM_WD", "BIGRAM_VOCAB_SIZE", "BIGRAM_DIM", "EVAL_STRIDE", "COMPILE_MODEL", "JEPA_PROJ_HIDDEN",
     "SPARSE_ATTN_GATE_SCALE", "EMA_ENABLED", "SWA_ENABLED", "SKIP_GATES_ENABLED", "SPARSE_ATTN_GATE_ENABLED",
@@ -316,6 +316,14 @@ class Hyperparameters:
 
     def items(self) -> list[tuple[str, object]]:
         return [(name, getattr(self, name.lower())) for name in KNOB_NAMES]
+
+def help_text() -> str:
+    recipes = [f"  {name:<14}" + (" ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)")
+               for name, preset in RECIPES.items()]
+    return "\n".join([__doc__.strip(), "", "Knobs (environment variables), defaults (RECIPE=frontier):", "",
+                      *(f"  {name:<28} {default!r:<36} {meaning}" for name, default, meaning in KNOBS), "",
+                      "Recipes (what each changes from the defaults):", *recipes])
+
 
 # -----------------------------
 # RUNTIME: DEVICES, RANKS, LOG
@@ -531,8 +539,7 @@ def byte_count_tables(spec: DataSpec, tokenizer_path: str) -> tuple[Tensor, Tens
 # TRANSFORMER MODULES
 # -----------------------------
 
-# What rebuilds the model, in the artifact header: the vocab size and these knobs, as lower-case fields of their
-# knobs' types. KNOBS is the one home of each one's name, type and default; tests/test_knobs.py checks the fields.
+# What rebuilds the model (the artifact holds it): the vocab size and these knobs, as lower-case fields of their types.
 MODEL_KNOBS = ("BLOCK_PATTERN", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_HIDDEN", "ROPE_BASE", "ROPE_DIMS",
                "XSA_LAST_N", "LN_SCALE", "ORTHO_INIT", "QK_GAIN_INIT", "LOGIT_SOFTCAP", "TIED_EMBED_INIT_STD",
                "SMEAR_GATE", "BIGRAM_HASH_BUCKETS", "BIGRAM_HASH_DIM", "BIGRAM_HASH", "BIGRAM_INIT_STD",
@@ -541,7 +548,6 @@ MODEL_KNOBS = ("BLOCK_PATTERN", "MODEL_DIM", "NUM_HEADS", "NUM_KV_HEADS", "MLP_H
                "ATTN_GATE_SCALE", "SCAN_CHUNK", "PATCH_SIZE", "PATCH_DECODER")
 ModelConfig = dataclasses.make_dataclass("ModelConfig", [("vocab_size", int)] + [
     (name.lower(), type(default)) for name, default, _ in KNOBS if name in MODEL_KNOBS])
-
 
 def model_config(args: Hyperparameters, vocab_size: int) -> ModelConfig:
     return ModelConfig(vocab_size, **{name.lower(): getattr(args, name.lower()) for name in MODEL_KNOBS})
@@ -562,7 +568,6 @@ def rotary(x: Tensor, base: float, dims: int) -> Tensor:
     cos, sin = angles.cos()[None, :, None, :].to(x.dtype), angles.sin()[None, :, None, :].to(x.dtype)
     x1, x2, rest = x[..., :half], x[..., half:dims], x[..., dims:]
     return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin, rest), dim=-1)
-
 
 fa3_enabled = False  # set once at start-up by choose_attention
 
@@ -693,7 +698,6 @@ class BigramHash(nn.Module):
 
     def forward(self, ids: Tensor, cut: Tensor) -> Tensor:
         return self.proj(self.embed(self.bucket_ids(ids, cut)))
-
 
 SIGREG_KNOTS, SIGREG_PROJECTIONS = (0.2, 3.0, 17), 256  # linspace of the knots t; random directions
 
@@ -1363,12 +1367,8 @@ class WeightAverages:
             self.swa_count += 1
 
     def candidates(self) -> dict[str, list[Tensor]]:
-        found = {"raw": [p.detach().clone() for p in self.params]}
-        if self.ema:
-            found["ema"] = self.ema
-        if self.swa_count:
-            found["swa"] = [s / self.swa_count for s in self.swa_sum]
-        return found
+        return {"raw": [p.detach().clone() for p in self.params], **({"ema": self.ema} if self.ema else {}),
+                **({"swa": [s / self.swa_count for s in self.swa_sum]} if self.swa_count else {})}
 
 @dataclasses.dataclass
 class Progress:
@@ -1396,9 +1396,7 @@ def jepa_weight(args: Hyperparameters, fraction: float) -> float:
     ramp = (fraction - args.jepa_phase1_frac) / max(args.jepa_phase2_frac, 1e-9)
     return args.jepa_lambda_max * ramp if 0 <= ramp < 1 else 0.0
 
-
-# Activations of one micro-batch per token, layer and unit of (MODEL_DIM + MLP_HIDDEN / 2): 50 bytes measured on this
-# CPU in fp32 (research_log, 2026-12-06); 35 assumed for bf16 on a GPU until a GPU measures it.
+# Activation bytes per token, layer and unit of MODEL_DIM + MLP_HIDDEN / 2: fp32 measured on CPU, bf16 GPU assumed.
 ACTIVATION_BYTES = {"fp32": 50, "bf16": 35}
 
 def check_memory(args: Hyperparameters, rt: Runtime, model: ByteGPT) -> None:
@@ -1412,10 +1410,9 @@ def check_memory(args: Hyperparameters, rt: Runtime, model: ByteGPT) -> None:
     free = torch.cuda.mem_get_info(rt.device)[0] if rt.device.type == "cuda" else next(
         (1024 * int(line.split()[1]) for line in meminfo if line.startswith("MemAvailable:")), math.inf)
     rt.log(f"peak_memory_estimate:{needed / 2**30:.1f}GiB free:{free / 2**30:.1f}GiB ({rt.device.type})")
-    require(not args.memory_check or needed <= free,
-            f"this run needs about {needed / 2**30:.1f} GiB at its peak and the {rt.device.type} has "
-            f"{free / 2**30:.1f} GiB free; on a CPU take the demo's shape (python demo.py --print-command), or "
-            "lower TRAIN_BATCH_TOKENS; MEMORY_CHECK=0 skips this check")
+    require(not args.memory_check or needed <= free, f"this run needs about {needed / 2**30:.1f} GiB at its peak and "
+            f"the {rt.device.type} has {free / 2**30:.1f} GiB free; on a CPU take the demo's shape (python demo.py "
+            "--print-command), or lower TRAIN_BATCH_TOKENS; MEMORY_CHECK=0 skips this check")
 
 class Trainer:
     """One optimizer step = 8 // WORLD_SIZE micro-steps of TRAIN_BATCH_TOKENS / 8 tokens per rank."""
@@ -1620,7 +1617,7 @@ def code_bytes() -> int:
 
 def code_sha256() -> str:
     """sha256 of the readable trainer source: a packed record script and the file packed into it agree."""
-    source = PACKED_SOURCES.get(Path(__file__).name)
+    source = PACKED_SOURCES.get("train_byte_model.py")  # a packed script's own name is record.py or so
     return hashlib.sha256(source.encode() if source else Path(__file__).read_bytes()).hexdigest()
 
 def log_header(rt: Runtime, args: Hyperparameters) -> None:
@@ -1761,7 +1758,7 @@ def finish(args: Hyperparameters, rt: Runtime, spec: DataSpec, result: dict) -> 
 
 def main() -> int:
     if any(a in ("-h", "--help") for a in sys.argv[1:]):
-        print(optional_module("run_modes").help_text())
+        print(help_text())
         return 0
     args = Hyperparameters()
     rt = setup_runtime(args)
