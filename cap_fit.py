@@ -17,7 +17,6 @@ import copy
 import json
 import time
 
-import torch
 import torch.distributed as dist
 from torch import Tensor
 

@@ -49,11 +49,10 @@ import time
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from train_byte_model import BOS_ID, BYTE260_FIRST_BYTE_ID, CastedLinear, require, score_windows, target_range
+from train_byte_model import BOS_ID, CastedLinear, require, score_windows, target_range
 
 MAX_ORDER = 14  # the largest order whose buckets fit int8
 NUM_BUCKETS = 8 * MAX_ORDER + 9

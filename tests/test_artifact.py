@@ -4,7 +4,6 @@ import json
 import pickle
 import zlib
 
-import numpy as np
 import pytest
 import torch
 import zstandard

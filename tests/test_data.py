@@ -103,7 +103,8 @@ def test_seed_command_line_env_vars_parse():
 
 
 def test_help_lists_every_knob():
-    import subprocess, sys
+    import subprocess
+    import sys
     out = subprocess.run([sys.executable, str(tbm.__file__), "--help"], capture_output=True, text=True, check=True).stdout
     for name, default, _ in tbm.KNOBS:
         assert name in out and repr(default) in out

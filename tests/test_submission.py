@@ -552,7 +552,7 @@ def real_logs(tmp_path_factory) -> list[Path]:
 
 def exact_line_values(path: Path) -> dict[str, float]:
     """The trainer's human-readable `final_int6_zstd22_roundtrip_exact` line, parsed independently."""
-    line = [l for l in path.read_text().splitlines() if l.startswith("final_int6_zstd22_roundtrip_exact ")][-1]
+    line = [text for text in path.read_text().splitlines() if text.startswith("final_int6_zstd22_roundtrip_exact ")][-1]
     return {k: float(v) for k, v in (field.split(":") for field in line.split()[1:])}
 
 
