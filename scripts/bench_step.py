@@ -41,7 +41,8 @@ def train_steps(tbm, batches: list[torch.Tensor], bf16: bool, profiled: int) -> 
     """Losses of one optimizer step per batch, and the profile of the last `profiled` steps."""
     args = tbm.Hyperparameters(MODEL)
     torch.manual_seed(0)
-    model = tbm.build_model(tbm.model_config(args, 260))
+    config = getattr(tbm, "model_config", None) or tbm.ModelConfig.from_hparams  # revisions before 2026-12-06
+    model = tbm.build_model(config(args, 260))
     optimizers, _ = tbm.build_optimizers(model, args)
     losses, prof = [], profile(activities=[ProfilerActivity.CPU])
     for i, ids in enumerate(batches):
