@@ -154,10 +154,6 @@ def table_rows(found: dict, knobs: dict) -> list[tuple[str, str]]:
         s = found["summary"]
         pre, post = s["pre_quant"], s["post_quant"]
         bits = 8 * s["artifact_bytes"] / params
-        fit = s["export"].get("cap_fit")
-        if fit:  # 50 steps leave near-initial weights, over the cap at the max clip: the fit runs
-            rows.append(("cap fit (one GPU)", f"{fit['ms'] / 1000:.1f} s, {len(fit['tries'])} tries in {fit['rounds']} "
-                         f"rounds, chose {fit['chosen']}"))
         rows += [("int6+zstd artifact bytes", f"{s['artifact_bytes']:,} ({bits:.2f} bits per parameter)"),
                  ("val BPB pre -> post quant (non-overlap)", f"{pre['val_bpb']:.4f} -> {post['val_bpb']:.4f}"),
                  ("val BPB pre -> post quant (sliding)",
