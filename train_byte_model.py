@@ -197,9 +197,8 @@ RECIPES = {
     # PR #832 as published: its bigram table and projection both start at zero, so they stay zero.
     "pr832": {"BIGRAM_INIT_STD": 0.0, "ITERATIONS": 9000},
     # The token records after PR #832 on our stack (frontier_next.py; docs/recipes.md): a candidate, no GPU run yet.
-    "frontier_next": {"DOC_BOUNDARY": 1, "NS_COEFFICIENTS": "polar_express", "MIN_LR": 0.1, "SKIP_GATES": 1,
-                      "PARALLEL_START_LAYER": 8, "ATTN_GATE_SCALE": 0.5, "QK_GAIN_INIT": 5.0, "XSA_LAST_N": 13,
-                      "EMA_DECAY": 0.9965, "NUM_LOOPS": 2, "LOOP_START": 3, "LOOP_END": 5, "ITERATIONS": 7000},
+    "frontier_next": {"DOC_BOUNDARY": 1, "MIN_LR": 0.1, "SKIP_GATES": 1, "PARALLEL_START_LAYER": 8, "QK_GAIN_INIT": 5.0,
+                      "XSA_LAST_N": 13, "EMA_DECAY": 0.9965, "MUON_WEIGHT_DECAY": 0.085},
     # PR #705, the seed: 8/8 heads, full RoPE, no XSA/LN scale/ortho init/JEPA, its LRs, EMA + SWA.
     "pr705": {"NUM_KV_HEADS": 8, "ROPE_DIMS": 0, "XSA_LAST_N": 0, "LN_SCALE": 0, "ORTHO_INIT": 0,
               "BIGRAM_HASH": "seed", "BIGRAM_IN_NORM": 0, "JEPA_CHUNK_SIZE": 0, "WARMUP_STEPS": 10,
