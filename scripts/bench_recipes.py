@@ -33,7 +33,7 @@ from demo import demo_knobs  # noqa: E402
 from demo_data import build_demo_data  # noqa: E402
 from bench_common import emit, last_run, run_trainer  # noqa: E402
 
-RECIPES = ("frontier", "pr832", "pr705")
+RECIPES = ("frontier", "frontier_next", "pr832", "pr705")
 
 
 def train(name: str, recipe: str, changes: dict, seed: int, steps: int, seconds: float, data: Path, log_dir: Path,
@@ -67,7 +67,7 @@ def main() -> None:
     p.add_argument("--log-dir", type=Path, help="keep the runs' logs and artifacts here (default: a temporary folder); "
                    "a finished run's log found there is reused, not rerun")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    p.add_argument("--recipes", nargs="+", default=["frontier", "pr832", "pr705"], choices=RECIPES)
     p.add_argument("--variants", nargs="*", default=[], help="NAME:KNOB=VALUE,... over the first recipe")
     p.add_argument("--jobs", type=int, default=1, choices=(1, 2), help="runs at once")
     p.add_argument("--out", type=Path, help="also write the table here")
