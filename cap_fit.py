@@ -1,8 +1,9 @@
 """The export's fit to SIZE_CAP, for train_byte_model.py (CAP_FIT=1, the default): imported, and its bytes counted,
 only when the configured export comes out over the cap.
 
-The ladder, finest first: QUANT_CLIP=std:K for K on CAP_FIT_CLIPS (4 to 32 in steps of 2^(1/16)) coarser than the
-configured clip, then EMBED_BITS 7 and 6 at the coarsest clip. Bytes fall along it (a wider clip is a coarser
+The ladder, finest first: QUANT_CLIP=std:K for K on CAP_FIT_CLIPS (2.5 to 32 in steps of 2^(1/16); below about 3
+as fine as the max clip of a 1,024-wide Gaussian row, above it coarser) above a configured std:K, then EMBED_BITS 7
+and 6 at the coarsest clip. Bytes fall along it (a wider clip is a coarser
 step), so the search looks for the first setting that fits: rounds of ROUND_TRIES settings spread over the ranks
 (rank r takes tries r, r + world, ...), each round's settings chosen from the earlier rounds' results only, so that
 the settings tried, and the choice, do not depend on the number of ranks. Of the tried settings that fit, the fit

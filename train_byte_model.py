@@ -1041,7 +1041,7 @@ ARTIFACT_MAGIC, ARTIFACT_FORMAT_VERSION, ARTIFACT_MAX_RAW_BYTES = b"BYTEGOLF", 3
 QUANT_MIN_NUMEL = 65_536  # smaller tensors (gains, scales, mixes, norms) stay fp16
 QUANT_LEVELS = {"int4": 7, "int6": 31, "int7": 63, "int8": 127}
 CLIP_RATIOS = (1.0, 0.95, 0.9, 0.85, 0.8)
-CAP_FIT_CLIPS = tuple(round(4 * 2 ** (i / 16), 3) for i in range(49))  # the cap fit's std:K, 4 to 32 (cap_fit.py)
+CAP_FIT_CLIPS = tuple(round(2.5 * 2 ** (i / 16), 3) for i in range(60))  # the cap fit's std:K, 2.5 to 32 (cap_fit.py)
 EMBEDDING_TABLES = ("tok_emb.weight", "bigram.embed.weight")
 EXPORT_KNOBS = ("QUANT", "QUANT_CLIP", "EMBED_BITS", "CODEC", "GPTQ_BLOCK", "GPTQ_DAMP", "GPTQ_CALIB_TOKENS",
                 "LQER_RANK")

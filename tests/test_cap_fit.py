@@ -15,11 +15,11 @@ FIT_ENV = {**GPTQ_ENV, "QUANT_CLIP": "max", "EMBED_BITS": "8", "CODEC": "zstd", 
 
 def test_the_ladder_goes_only_coarser_clips_first_then_embedding_bits():
     ladder = cap_fit.ladder(tbm.Hyperparameters({}))
-    assert ladder[0] == ("std:4", 8) and ladder[-3:] == [("std:32", 8), ("std:32", 7), ("std:32", 6)]
+    assert ladder[0] == ("std:2.5", 8) and ladder[-3:] == [("std:32.21", 8), ("std:32.21", 7), ("std:32.21", 6)]
     ks = [float(clip[4:]) for clip, _ in ladder[:-2]]
-    assert ks == sorted(ks) and len(ks) == 49 and ks[1] / ks[0] == pytest.approx(2 ** (1 / 16), rel=1e-3)
+    assert ks == sorted(ks) and len(ks) == 60 and ks[1] / ks[0] == pytest.approx(2 ** (1 / 16), rel=1e-3)
     configured = cap_fit.ladder(tbm.Hyperparameters({"QUANT_CLIP": "std:12.85", "EMBED_BITS": "7"}))
-    assert float(configured[0][0][4:]) > 12.85 and configured[-2:] == [("std:32", 7), ("std:32", 6)]
+    assert float(configured[0][0][4:]) > 12.85 and configured[-2:] == [("std:32.21", 7), ("std:32.21", 6)]
 
 
 def fake_fit(monkeypatch, sizes: list[int], errors: list[float], cap: int) -> dict:
@@ -38,16 +38,16 @@ def fake_fit(monkeypatch, sizes: list[int], errors: list[float], cap: int) -> di
 
 
 def test_the_search_finds_the_first_setting_that_fits_in_two_rounds(monkeypatch):
-    sizes = list(range(1000, 1000 - 51 * 10, -10))  # falling along the ladder
-    report = fake_fit(monkeypatch, sizes, [float(i) for i in range(51)], cap=800)
+    sizes = list(range(1000, 1000 - 62 * 10, -10))  # falling along the ladder
+    report = fake_fit(monkeypatch, sizes, [float(i) for i in range(62)], cap=800)
     first = sizes.index(800)
     assert report["blob"] == b"%d" % first and report["rounds"] == 2 and len(report["tries"]) <= 16
     assert report["chosen"] == f"{cap_fit.ladder(tbm.Hyperparameters({}))[first]}"
 
 
 def test_of_the_settings_that_fit_the_smallest_error_wins_and_nothing_fitting_keeps_the_configured(monkeypatch):
-    sizes = list(range(1000, 1000 - 51 * 10, -10))
-    errors = [100.0 - i for i in range(51)]  # here a coarser setting happens to err less
+    sizes = list(range(1000, 1000 - 62 * 10, -10))
+    errors = [100.0 - i for i in range(62)]  # here a coarser setting happens to err less
     report = fake_fit(monkeypatch, sizes, errors, cap=800)
     fitting = [t for t in report["tries"] if t["fits"]]
     assert report["chosen"] == min(fitting, key=lambda t: t["error"])["setting"]
@@ -57,9 +57,9 @@ def test_of_the_settings_that_fit_the_smallest_error_wins_and_nothing_fitting_ke
 
 def test_tries_depend_on_results_only_not_on_the_ranks():
     """Each round's indices come from (lo, hi) alone: two ranks split the same list that one rank walks."""
-    assert cap_fit.next_round(0, 51) == [5, 11, 17, 22, 28, 34, 39, 45]
-    assert cap_fit.next_round(18, 22) == [18, 19, 20, 21]
-    one_rank = cap_fit.next_round(0, 51)
+    assert cap_fit.next_round(0, 62) == [6, 13, 20, 27, 34, 41, 48, 55]
+    assert cap_fit.next_round(21, 27) == [21, 22, 23, 24, 25, 26]
+    one_rank = cap_fit.next_round(0, 62)
     assert sorted(one_rank[0::2] + one_rank[1::2]) == one_rank
 
 
