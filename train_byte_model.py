@@ -1155,8 +1155,8 @@ def quantize_rows(w: Tensor, levels: int, clip: str = "max", hessian: Tensor | N
         q = round_rows(w, scale, levels) if hessian is None else gptq_rows(w, hessian, scale, levels, block, damp)
     return q.cpu().to(torch.int8), scale.cpu().half().flatten()
 
-def calibration_rounds(args: Hyperparameters, rt: Runtime) -> int:  # one training micro-batch per rank each
-    return -(-args.gptq_calib_tokens // (rt.world_size * (args.train_batch_tokens // 8)))
+def calibration_rounds(args: Hyperparameters) -> int:  # micro-batches of one GPU's training shape, shared by ranks
+    return -(-args.gptq_calib_tokens // (args.train_batch_tokens // 8))
 
 def hessian_readers(model: nn.Module) -> dict[nn.Module, list[str]]:
     """Each module whose input GPTQ needs: the quantized weights that multiply it. A fused matmul (attention's q, k, v)
@@ -1174,22 +1174,25 @@ def hessian_readers(model: nn.Module) -> dict[nn.Module, list[str]]:
 @torch.no_grad()
 def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT, rounds: int) -> dict[str, Tensor]:
     """GPTQ's Hessians: sum x x^T of each quantized matrix's inputs in full fp32 (a bf16 one has no Cholesky) over
-    `rounds` rounds of training data, summed over ranks; the head's inputs for the tied embedding, P^T P for bigrams."""
-    sums, readers = {}, hessian_readers(model)
+    `rounds` micro-batches of training data, rank r taking r, r + world size, ...; the head's inputs for the tied
+    embedding, P^T P for bigrams. Each micro-batch's product is summed in fp64, where any order gives the same sum: the
+    Hessians, and so the export and its cap fit, are one rank's whatever the world size."""
+    readers, head = hessian_readers(model), storage_for("tok_emb.weight", model.tok_emb.weight) != "fp16"
+    keys = [names[0] for names in readers.values()] + ["tok_emb.weight"] * head  # all on every rank, idle ones too
+    sums = {k: torch.zeros(2 * [model.get_parameter(k).size(1)], dtype=torch.float64, device=rt.device) for k in keys}
 
     def accumulate(key: str, x: Tensor) -> None:
         with full_fp32(rt.device.type):
             x = x.detach().reshape(-1, x.size(-1)).float()
-            sums[key] = sums.get(key, 0) + x.T @ x
+            sums[key] += (x.T @ x).double()
 
     hooks = [m.register_forward_hook(lambda _, inputs, __, key=names[0]: accumulate(key, inputs[0]))
              for m, names in readers.items()]
-    head = storage_for("tok_emb.weight", model.tok_emb.weight) != "fp16"
-    if hooks or head:
-        loader = DistributedTokenLoader(TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens), rt.rank,
-                                        rt.world_size, rt.device)
-        for _ in range(rounds):
-            ids = loader.next_batch(args.train_batch_tokens, args.train_seq_len, 8 // rt.world_size)[0]
+    loader = DistributedTokenLoader(TokenStream(spec.train_files, spec.vocab_size, args.heldout_tokens), 0, 1,
+                                    rt.device)
+    for i in range(rounds if sums else 0):
+        ids = loader.next_batch(args.train_batch_tokens, args.train_seq_len, 8)[0]  # every rank reads, one computes
+        if i % rt.world_size == rt.rank:
             with rt.autocast():
                 hidden = model.hidden(ids)
             if head:
@@ -1198,8 +1201,8 @@ def calibrate(args: Hyperparameters, rt: Runtime, spec: DataSpec, model: ByteGPT
         hook.remove()
     for key in sorted(sums) if rt.distributed else ():
         dist.all_reduce(sums[key])
-    hessians = {name: sums[names[0]] for names in [*readers.values(), ["tok_emb.weight"]] for name in names
-                if names[0] in sums}
+    hessians = {name: sums[names[0]].float() for names in [*readers.values(), ["tok_emb.weight"] * head]
+                for name in names}
     if model.bigram is not None and storage_for("bigram.embed.weight", model.bigram.embed.weight) != "fp16":
         proj = model.bigram.proj.weight.detach().float()
         hessians["bigram.embed.weight"] = proj.T @ proj
@@ -1584,9 +1587,9 @@ def reserve_end_of_training(args: Hyperparameters, rt: Runtime, spec: DataSpec, 
     """Work on training data after the last step (GPTQ calibration, scoring the weight candidates on the held-out
     slice) comes off MAX_WALLCLOCK_SECONDS, timed now: the second of two tries (the first compiles), slowest rank's."""
     timed = lambda fn: rt.max_over_ranks([rt.timed(fn)[1] for _ in range(2)][-1])  # noqa: E731
-    reserve, rounds, candidates = {}, calibration_rounds(args, rt), 1 + (args.ema_decay > 0) + (args.swa_every > 0)
+    reserve, rounds, candidates = {}, calibration_rounds(args), 1 + (args.ema_decay > 0) + (args.swa_every > 0)
     if args.quant == "gptq":
-        reserve["gptq"] = rounds * timed(lambda: calibrate(args, rt, spec, model, 1))
+        reserve["gptq"] = -(-rounds // rt.world_size) * timed(lambda: calibrate(args, rt, spec, model, 1))
     if candidates > 1 and heldout.numel() >= 2:
         reserve["heldout"] = candidates * timed(lambda: scorer.evaluate(model, hidden_fn, heldout, args.train_seq_len))
     total, capped = sum(reserve.values()), copy.copy(args)
@@ -1669,11 +1672,11 @@ def export_and_score(args: Hyperparameters, rt: Runtime, spec: DataSpec, scorer:
                      reserve_ms: float = 0.0) -> dict:
     hessians, calibration_ms = {}, 0.0
     if args.quant == "gptq":
-        rounds = calibration_rounds(args, rt)
+        rounds = calibration_rounds(args)
         hessians, calibration_ms = rt.timed(lambda: calibrate(args, rt, spec, model, rounds))
         over = " OVER_RESERVE" if 0 < reserve_ms < calibration_ms and args.max_wallclock_seconds > 0 else ""
         rt.log(f"gptq_calibration:{calibration_ms:.0f}ms reserved:{reserve_ms:.0f}ms{over} matrices:{len(hessians)} "
-               f"tokens:{rounds * rt.world_size * (args.train_batch_tokens // 8)}")
+               f"tokens:{rounds * (args.train_batch_tokens // 8)}")
     artifact, context = Path(args.log_dir) / f"{args.run_id}.int6.ptz", eval_context(args)
     pack = lambda q, a, codecs=None: pack_artifact(q, model.cfg, spec.layout, code_sha256(), context, a, codecs)  # noqa
     (blob, fit), export_ms = rt.timed(lambda: encode_within_cap(args, rt, model, hessians, pack))

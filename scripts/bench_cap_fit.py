@@ -58,7 +58,7 @@ def main() -> None:
     base = tbm.Hyperparameters({**FRONTIER_KNOBS, "DATA_PATH": str(data), "SIZE_CAP": str(a.size_cap)})
     rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=False)
     started = time.perf_counter()
-    hessians = tbm.calibrate(base, rt, tbm.resolve_data(base), model, tbm.calibration_rounds(base, rt))
+    hessians = tbm.calibrate(base, rt, tbm.resolve_data(base), model, tbm.calibration_rounds(base))
     calibration_s = time.perf_counter() - started
     pack = lambda quantized, args, codecs=None: tbm.pack_artifact(  # noqa: E731
         quantized, model.cfg, "byte260", "bench", None, args, codecs)
@@ -90,9 +90,12 @@ def main() -> None:
         configured = pack(tbm.quantize_state(model.state_dict(), base, hessians), base)
         started = time.perf_counter()
         _, report = cap_fit.fit(base, rt, model, hessians, pack, configured, len(configured) + tbm.code_bytes())
+        chosen = next(t for t in report["tries"] if t["setting"] == report["chosen"])
         rows.append((f"cap_fit.fit on this CPU at SIZE_CAP {a.size_cap:,} (configured {len(configured):,} bytes)",
                      f"{time.perf_counter() - started:.0f} s, {len(report['tries'])} tries in {report['rounds']} rounds, "
-                     f"chose {report['chosen']}"))
+                     f"chose {report['chosen']}: {chosen['artifact_bytes']:,} bytes + {report['code_bytes']:,} code"))
+        rows += [(f"  try: {t['setting']}", f"{t['artifact_bytes']:,} bytes, fits {t['fits']}, error {t['error']:.4g}, "
+                  f"{t['ms'] / 1000:.1f} s") for t in report["tries"]]
     print(f"Cap fit cost, {time.strftime('%Y-%m-%d')}: {os.cpu_count()} CPU cores, torch {torch.__version__}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters (RECIPE=frontier shape, briefly trained); "
           f"command: python scripts/bench_cap_fit.py {' '.join(sys.argv[1:])}".rstrip() + "\n")

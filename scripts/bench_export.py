@@ -119,7 +119,7 @@ def measure(final: Path, knobs: dict[str, str], data: Path, grid: list[dict], ev
     scorer = tbm.Scorer(base, rt, spec) if evaluate else None
     score = lambda: scorer.evaluate(model, model.hidden, scorer.sliding_val, base.val_sliding_stride).val_bpb  # noqa: E731
     pre = score() if evaluate else None
-    rounds = tbm.calibration_rounds(base, rt)
+    rounds = tbm.calibration_rounds(base)
     started = time.perf_counter()
     hessians = tbm.calibrate(base, rt, spec, model, rounds)
     logged = (work / f"{final.name.removesuffix('.final.pt')}.txt").read_text().splitlines()[-1].removeprefix("final_summary:")

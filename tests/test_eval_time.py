@@ -49,7 +49,7 @@ def eval_only_dumps(rank: int, world_size: int, runs: list, artifact: str, knobs
     results = []
     for data, dump in runs:
         args = tbm.Hyperparameters({"DATA_PATH": str(data), "EVAL_ONLY": artifact, "EVAL_DUMP": str(dump), **knobs})
-        results.append(run_modes.eval_only(args, rt, tbm.resolve_data(args), tbm.code_files(args))["post_quant"])
+        results.append(run_modes.eval_only(args, rt, tbm.resolve_data(args))["post_quant"])
     return results
 
 

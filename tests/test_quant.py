@@ -148,7 +148,7 @@ def test_calibration_reads_training_shards_only_and_sums_their_inputs(distinct_v
     opened, real_map = [], tbm.map_shard
     monkeypatch.setattr(tbm, "map_shard", lambda path: opened.append(path) or real_map(path))
     rt = tbm.Runtime(0, 1, torch.device("cpu"), bf16=False, compile=False)
-    rounds = tbm.calibration_rounds(args, rt)
+    rounds = tbm.calibration_rounds(args)
     hessians = tbm.calibrate(args, rt, spec, model, rounds)
     assert rounds == 2 and opened and set(opened) <= set(spec.train_files)
     # Independently: the first shard's ids as the loader's contiguous spans, through the model with our own hooks.
