@@ -61,9 +61,13 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=REPO / "data" / "demo", help="where the demo data lives")
     parser.add_argument("--print-command", action="store_true", help="print the trainer command, run nothing")
     args = parser.parse_args()
+    recipe = os.environ.get("RECIPE", "frontier")
+    if recipe not in FULL_SCALE_STEPS:
+        print(f"error: RECIPE={recipe}: the demo knows {', '.join(FULL_SCALE_STEPS)}", file=sys.stderr)
+        sys.exit(2)
+    knobs = demo_knobs(recipe)  # the recipe's own proportions: its layer indices must fit the demo's 4 layers
     if args.print_command:
-        recipe = os.environ.get("RECIPE", "frontier")
-        knobs = {**demo_knobs(recipe), "DATA_PATH": os.path.relpath(args.root / "bytes", REPO)}
+        knobs["DATA_PATH"] = os.path.relpath(args.root / "bytes", REPO)
         print(" ".join(f"{k}={v}" for k, v in sorted(knobs.items())) + " python train_byte_model.py")
         return
     data = os.environ.get("DATA_PATH")
@@ -72,7 +76,7 @@ def main() -> None:
     else:
         data = str(build_demo_data(args.root))
     run_id = os.environ.get("RUN_ID") or time.strftime("demo_%Y%m%d_%H%M%S")
-    env = {**DEMO_KNOBS, **os.environ, "DATA_PATH": data, "RUN_ID": run_id}
+    env = {**knobs, **os.environ, "DATA_PATH": data, "RUN_ID": run_id}
     code = subprocess.call([sys.executable, str(REPO / "train_byte_model.py")], env=env, cwd=REPO)
     log_dir = REPO / env.get("LOG_DIR", "logs")
     artifact = log_dir / (run_id + ".int6.ptz")

@@ -57,6 +57,26 @@ def test_demo_on_data_path_gives_the_same_result_twice(tmp_path):
     assert summaries[0]["post_quant"]["sliding_val_bpb"] == summaries[1]["post_quant"]["sliding_val_bpb"]
 
 
+@pytest.mark.slow
+def test_a_recipe_from_the_environment_runs_at_the_demos_shape(tmp_path):
+    """RECIPE=frontier_next python demo.py: the recipe's layer indices (parallel lanes from layer 8 of 13) are
+    shrunk to the demo's 4 layers, and the run ends with its score."""
+    data = make_byte_dataset(tmp_path / "data", train_bytes=60_000)
+    short = {"DATA_PATH": str(data), "ITERATIONS": "3", "TRAIN_BATCH_TOKENS": "2048", "HELDOUT_TOKENS": "4096"}
+    out = finish(run_demo(tmp_path, "next", RECIPE="frontier_next", **short))
+    summary = final_summary(tmp_path / "logs", "next")
+    assert summary["recipe"] == "frontier_next" and summary["config"]["PARALLEL_START_LAYER"] == 2
+    assert re.search(r"^score: [\d.]+ BPB", out, re.M)
+
+
+def test_an_unknown_recipe_stops_the_demo_in_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "demo.py"), "--root", str(tmp_path)], capture_output=True,
+                          text=True, env={**os.environ, "RECIPE": "frontir"}, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines() == [
+        f"error: RECIPE=frontir: the demo knows {', '.join(FULL_SCALE_STEPS)}"]
+    assert not (tmp_path / "bytes").exists()
+
+
 @pytest.mark.parametrize("recipe", ["frontier", "pr832", "pr705"])
 def test_every_recipe_shrinks_to_a_valid_demo_configuration(recipe):
     knobs = demo_knobs(recipe)
