@@ -62,6 +62,8 @@ class GatedAttention(CausalSelfAttention):
 class NextByteGPT(ByteGPT):
     """ByteGPT with gated skips, parallel residual lanes and depth recurrence in its trunk."""
 
+    looping = True  # the depth recurrence runs its loop when True; training holds it off until ENABLE_LOOPING_AT
+
     def __init__(self, cfg: ModelConfig):
         super().__init__(cfg, {"A": GatedAttention if cfg.attn_gate_scale else CausalSelfAttention})
         layers, dim = len(self.blocks), cfg.model_dim

@@ -667,14 +667,14 @@ class Block(nn.Module):
         return x + mlp_scale * self.mlp(F.rms_norm(x, (x.size(-1),)) * self.input_scale)
 
 class SmearGate(nn.Module):
-    """(1 - g) x_t + g x_{t-1}, g = sigmoid(per channel); a position in `cut` sees zeros before it, as the first."""
+    """(1 - g) x_t + g x_{t-1}, g = sigmoid(per channel); a position in `cut` (if given) sees zeros before it."""
 
     def __init__(self, dim: int):
         super().__init__()
         self.gate = nn.Parameter(torch.zeros(dim))
 
-    def forward(self, x: Tensor, cut: Tensor) -> Tensor:
-        previous = F.pad(x[:, :-1], (0, 0, 1, 0)).masked_fill(cut[..., None], 0)
+    def forward(self, x: Tensor, cut: Tensor | None = None) -> Tensor:
+        previous = F.pad(x[:, :-1] if cut is None else x[:, :-1].masked_fill(cut[:, 1:, None], 0), (0, 0, 1, 0))
         return torch.lerp(x, previous, torch.sigmoid(self.gate).to(x.dtype))
 
 class BigramHash(nn.Module):
@@ -687,15 +687,15 @@ class BigramHash(nn.Module):
         nn.init.normal_(self.embed.weight, std=cfg.bigram_init_std)
         self.proj = CastedLinear(cfg.bigram_hash_dim, cfg.model_dim, zero_init=True)
 
-    def bucket_ids(self, ids: Tensor, cut: Tensor) -> Tensor:
-        prev = F.pad(ids[:, :-1], (1, 0)).masked_fill(cut, 0)  # id 0 stands before the first position (and a cut)
+    def bucket_ids(self, ids: Tensor, cut: Tensor | None = None) -> Tensor:  # id 0 stands before a start or a cut
+        prev = F.pad(ids[:, :-1] if cut is None else ids[:, :-1].masked_fill(cut[:, 1:], 0), (1, 0))
         if self.hash == "seed":  # PR #705's hash: only the low bits of prev reach the bucket
             return (prev * 256 + ids) % self.buckets
         # Fibonacci hashing: the high half of the 32-bit product depends on every bit of the pair.
         key = (prev * self.vocab_size + ids) * 2654435761 & 0xFFFFFFFF
         return key * self.buckets >> 32
 
-    def forward(self, ids: Tensor, cut: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, cut: Tensor | None = None) -> Tensor:
         return self.proj(self.embed(self.bucket_ids(ids, cut)))
 
 SIGREG_KNOTS, SIGREG_PROJECTIONS = (0.2, 3.0, 17), 256  # linspace of the knots t; random directions
@@ -743,14 +743,12 @@ class ChunkJepa(nn.Module):
 class ByteGPT(nn.Module):
     """Tied byte embedding (+ bigram), RMSNorm, SmearGate, blocks with U-Net skips, chunk-JEPA, softcapped head."""
 
-    looping = True  # depth recurrence (frontier_next.py) runs its loop when True; training holds it off at first
-
     def __init__(self, cfg: ModelConfig, mixers: dict | None = None):
         super().__init__()
         self.cfg, mixers = cfg, mixers or {"A": CausalSelfAttention}
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.model_dim)
         nn.init.normal_(self.tok_emb.weight, std=cfg.tied_embed_init_std)
-        self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else lambda x, cut: x
+        self.smear = SmearGate(cfg.model_dim) if cfg.smear_gate else lambda x, cut=None: x
         self.bigram = BigramHash(cfg) if cfg.bigram_hash_buckets else None
         self.blocks = nn.ModuleList(Block(cfg, i, mixers[letter](cfg, i)) for i, letter in enumerate(cfg.block_pattern))
         self.num_encoder_layers = len(self.blocks) // 2
@@ -765,7 +763,7 @@ class ByteGPT(nn.Module):
 
     def embed(self, ids: Tensor) -> Tensor:
         """Byte (+ bigram) embedding, SmearGate; with DOC_BOUNDARY nothing reaches a document's BOS from before it."""
-        cut = ids == (BOS_ID if self.cfg.doc_boundary else -1)  # no id is -1: nothing is cut
+        cut = ids == BOS_ID if self.cfg.doc_boundary else None  # without it, no mask work on the hot path
         x, dim = self.tok_emb(ids), (self.cfg.model_dim,)
         bigram = self.bigram(ids, cut) if self.bigram is not None else 0
         if self.cfg.bigram_in_norm:
@@ -1458,11 +1456,10 @@ class Trainer:
         data_position = self.loader.state()
         phases = (False, True) if self.model.cfg.num_loops else (True,)  # a depth recurrence compiles two graphs
         for looping in phases:
-            self.model.looping = looping
+            self.model.looping, tag = looping, f" loop:{'on' if looping else 'off'}" if len(phases) > 1 else ""
             for i in range(self.args.warmup_steps):
                 self.step(0, 1.0, 0.0)
-                loop = f" loop:{'on' if looping else 'off'}" if len(phases) > 1 else ""
-                self.rt.log(f"warmup_step:{i + 1}/{self.args.warmup_steps}{loop}")
+                self.rt.log(f"warmup_step:{i + 1}/{self.args.warmup_steps}{tag}")
         self.model.load_state_dict(weights)
         for opt, state in zip(self.optimizers, opt_states):
             opt.load_state_dict(state)
@@ -1509,7 +1506,7 @@ class Trainer:
                 break
             lr = lr_scale(args, progress.step, progress.training_ms)
             fraction = training_fraction(args, progress.step, progress.training_ms)
-            self.model.looping = fraction >= args.enable_looping_at
+            self.model.looping = fraction >= args.enable_looping_at  # a depth recurrence's switch (frontier_next.py)
             train_loss, aux_loss = self.step(progress.step, lr, jepa_weight(args, fraction))
             progress.step += 1
             measured = time.perf_counter()  # before the step's GPU work ends: the rest counts in the next step
