@@ -468,7 +468,8 @@ def resolve_data(args: Hyperparameters) -> DataSpec:
     return DataSpec(layout, vocab, train, val, note)
 
 class TokenStream:
-    """Shards in order, wrapping around, but for the last `holdout` ids, memory-mapped and checked as they are taken."""
+    """Shards in order, wrapping around, but for the last `holdout` ids; ids are checked as they are taken.
+    Memory-mapped: a stream made for a few batches (GPTQ calibration) reads only those, and leaves no thread."""
 
     def __init__(self, files: list[Path], vocab_size: int, holdout: int = 0):
         self.files, self.vocab_size, self.holdout = files, vocab_size, holdout
@@ -701,7 +702,8 @@ class BigramHash(nn.Module):
 SIGREG_KNOTS, SIGREG_PROJECTIONS = (0.2, 3.0, 17), 256  # linspace of the knots t; random directions
 
 def sigreg(z: Tensor, directions: Tensor, t: Tensor) -> Tensor:
-    """Epps-Pulley: squared distance of standardized latents' characteristic function from N(0, 1)'s at knots t."""
+    """Epps-Pulley statistic of standardized latents against N(0, 1) along fixed random directions:
+    the squared distance of the empirical characteristic function from exp(-t^2 / 2) at the knots t."""
     z = (z - z.mean(0)) / z.std(0, correction=0).clamp_min(1e-6)
     projected = (z @ directions)[..., None] * t
     return ((projected.cos().mean(0) - torch.exp(-0.5 * t**2)).square() + projected.sin().mean(0).square()).mean()
@@ -819,7 +821,8 @@ def build_model(cfg: ModelConfig) -> ByteGPT:
 NEWTON_SCHULZ_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # (a, b, c) of every iteration
 
 def newton_schulz(g: Tensor, coefficients: tuple, dtype: torch.dtype) -> Tensor:
-    """Orthogonalizes each matrix of g (..., rows, cols), an iteration per (a, b, c), in `dtype` (the run's)."""
+    """Orthogonalizes each matrix of g (..., rows, cols): a batch of same-shape matrices in one matmul chain, one
+    iteration per (a, b, c) of `coefficients`, in `dtype` (bf16 in a bf16 run, as on GPU; fp32 in an fp32 run)."""
     x = g.to(dtype)
     x = x / (x.norm(dim=(-2, -1), keepdim=True) + 1e-7)
     transposed = x.size(-2) > x.size(-1)
@@ -831,7 +834,8 @@ def newton_schulz(g: Tensor, coefficients: tuple, dtype: torch.dtype) -> Tensor:
     return x.mT if transposed else x
 
 class Muon(torch.optim.Optimizer):
-    """Rank r orthogonalizes parameters r, r + world, ... (a batch per shape); an all-reduce in `dtype` shares them."""
+    """Every rank keeps every momentum buffer; rank r orthogonalizes parameters r, r + world, ... (one batch per
+    shape), and one all-reduce shares the updates (in `dtype`: each slot has one writer, so the sum is exact)."""
 
     def __init__(self, params, lr: float, momentum: float, coefficients: tuple, weight_decay: float,
                  orthogonalize=newton_schulz, dtype: torch.dtype = torch.float32):
