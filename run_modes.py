@@ -1,7 +1,8 @@
-"""What a record run never does, for train_byte_model.py: other scripts' knob names, resumable checkpoints (CHECKPOINT_EVERY, RESUME),
-scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY), per-target loss dumps (EVAL_DUMP)
-and token mode (sp1024 shards scored with the baseline's byte formula, for side-by-side studies). The trainer
-imports this module only when one of those knobs is set, and then counts its bytes too.
+"""What a record run never does, for train_byte_model.py: other scripts' knob names, resumable checkpoints
+(CHECKPOINT_EVERY, RESUME), scoring or exporting a saved model without training (EVAL_ONLY, EXPORT_ONLY),
+per-target loss dumps (EVAL_DUMP) and token mode (sp1024 shards scored with the baseline's byte formula, for
+side-by-side studies). The trainer imports this module only when one of those knobs is set, and then counts its
+bytes too.
 """
 
 from __future__ import annotations
@@ -48,10 +49,11 @@ def own_names(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str], dict
     for name in sorted(key for key in env if key in KNOB_ALIASES or key in KNOB_SWITCHES or key in KNOB_REFUSED
                        or key.endswith("_ENABLED") and key not in KNOB_NAMES):
         knob, value = KNOB_SWITCHES[name][0] if name in KNOB_SWITCHES else KNOB_ALIASES.get(name), env[name]
-        if name in KNOB_SWITCHES and value in ("1", "0" if knob else "1"):
-            switched_on.update({knob: (KNOB_SWITCHES[name][1], name)} if knob and value == "1" else {})
-            ours.update({knob: "0"} if knob and value == "0" else {})
-            came_as.update({knob: name} if knob and value == "0" else {})
+        if name in KNOB_SWITCHES and value in ("1", "0" if knob else "1"):  # TIE_EMBEDDINGS=1: nothing to do
+            if knob and value == "1":
+                switched_on[knob] = (KNOB_SWITCHES[name][1], name)
+            elif knob:
+                ours[knob], came_as[knob] = "0", name
         elif name in KNOB_ALIASES and ours.get(knob, value) == value:
             ours[knob], came_as[knob] = value, name
         elif name in KNOB_ALIASES:
