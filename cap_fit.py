@@ -15,14 +15,13 @@ each group's codec as the configured export chose it, and reads no data, val lea
 from __future__ import annotations
 
 import copy
-import json
 import time
 
 import torch.distributed as dist
 from torch import Tensor
 
-from train_byte_model import (ARTIFACT_MAGIC, CAP_FIT_CLIPS, ByteGPT, Hyperparameters, Runtime, code_bytes,
-                              codec_module, full_fp32, quantize_state)
+from train_byte_model import (CAP_FIT_CLIPS, ByteGPT, Hyperparameters, Runtime, artifact_header, code_bytes,
+                              full_fp32, quantize_state)
 
 ROUND_TRIES = 8  # one round is one try per GPU on 8xH100
 
@@ -60,10 +59,7 @@ def configured_codecs(rt: Runtime, configured_blob: bytes) -> dict[str, tuple[st
     one, since trying brotli on the matrices alone costs about a minute of one core at the full shape."""
     box = [None]
     if rt.master:
-        start = len(ARTIFACT_MAGIC) + 4
-        end = start + int.from_bytes(configured_blob[len(ARTIFACT_MAGIC) : start], "little")
-        header = json.loads(codec_module("zstd").ZstdDecompressor().decompress(configured_blob[start:end]))
-        box = [{g["name"]: (g["codec"],) for g in header["groups"]}]
+        box = [{g["name"]: (g["codec"],) for g in artifact_header(configured_blob)[0]["groups"]}]
     if rt.distributed:
         dist.broadcast_object_list(box, src=0)
     return box[0]

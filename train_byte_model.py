@@ -1259,12 +1259,6 @@ def compress_streams(codec: str, streams: list[np.ndarray]) -> tuple[bytes, list
     blob = coder.get_compressed().tobytes()
     return blob, counts, len(blob) + len(zstd22(json.dumps(counts).encode()))
 
-def encode_artifact(state: dict[str, Tensor], cfg: ModelConfig, layout: str, code_sha256: str,
-                    eval_context: dict | None = None, args: Hyperparameters | None = None,
-                    hessians: dict[str, Tensor] | None = None) -> bytes:
-    args = args or Hyperparameters({})
-    return pack_artifact(quantize_state(state, args, hessians or {}), cfg, layout, code_sha256, eval_context, args)
-
 def pack_artifact(quantized: list[tuple], cfg: ModelConfig, layout: str, code_sha256: str, eval_context: dict | None,
                   args: Hyperparameters, codecs: dict | None = None) -> bytes:
     """The file from quantize_state's tensors: each group with the smallest of CODEC's (or `codecs[group]`)."""
@@ -1317,16 +1311,19 @@ def decode_tensor(entry: dict, raw: dict[str, bytes]) -> Tensor:
     scale = np.frombuffer(raw["floats"], np.float16, shape[0], entry["scale_offset"]).astype(np.float32)
     return torch.from_numpy(q * scale[:, None]).view(shape)
 
+def artifact_header(data: bytes) -> tuple[dict, int]:
+    """An artifact's header, and where its first group starts."""
+    start = len(ARTIFACT_MAGIC) + 4
+    end = start + int.from_bytes(data[len(ARTIFACT_MAGIC) : start], "little")
+    return json.loads(codec_module("zstd").ZstdDecompressor().decompress(data[start:end], max_output_size=1 << 26)), end
+
 def decode_artifact(path: Path) -> tuple[dict, dict[str, Tensor]]:
     """(header, dequantized float32 state dict); RunError naming the file for anything malformed."""
     data = path.read_bytes()
     require(data.startswith(ARTIFACT_MAGIC),
             f"{path}: not a byte-model artifact (bad magic; pickles and other files are refused)")
     try:
-        start = len(ARTIFACT_MAGIC) + 4
-        end = start + int.from_bytes(data[len(ARTIFACT_MAGIC) : start], "little")
-        zstd = codec_module("zstd").ZstdDecompressor()
-        header = json.loads(zstd.decompress(data[start:end], max_output_size=1 << 26))
+        header, end = artifact_header(data)
         if header.get("format_version") != ARTIFACT_FORMAT_VERSION:
             raise ValueError(f"format_version {header.get('format_version')!r}, want {ARTIFACT_FORMAT_VERSION}")
         bounds = np.cumsum([end] + [g["nbytes"] for g in header["groups"]]).tolist()

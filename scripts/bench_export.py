@@ -5,8 +5,8 @@
 Trains one model with train_byte_model.py (once: its LOG_DIR/RUN_ID.final.pt is reused when it exists), then
 exports that same checkpoint every way, QUANT x QUANT_CLIP x EMBED_BITS (and LQER_RANK on top of each
 QUANT x QUANT_CLIP at the default EMBED_BITS) x CODEC, with the trainer's own functions (calibrate,
-encode_artifact, decode_artifact, Scorer.evaluate), and prints a markdown table: artifact bytes, bits per
-parameter (bytes * 8 / parameters), the sliding-window val BPB before and after quantization, the gap,
+quantize_state, pack_artifact, decode_artifact, Scorer.evaluate), and prints a markdown table: artifact bytes,
+bits per parameter (bytes * 8 / parameters), the sliding-window val BPB before and after quantization, the gap,
 and the export seconds (quantization + compression; the GPTQ calibration is timed once, apart). Codecs
 are lossless, so every codec of one setting scores the same BPB: the script checks that their decoded
 weights are equal and evaluates each setting once. "today" is the previous trainer's export (format 2,
@@ -137,8 +137,8 @@ def measure(final: Path, knobs: dict[str, str], data: Path, grid: list[dict], ev
         for codec in CODEC_CHOICES:
             args = tbm.Hyperparameters({**knobs, **setting, "CODEC": codec})
             started = time.perf_counter()
-            blob = tbm.encode_artifact(saved["model"], model.cfg, saved["layout"], "bench", None, args,
-                                       hessians if args.quant == "gptq" else {})
+            quantized = tbm.quantize_state(saved["model"], args, hessians if args.quant == "gptq" else {})
+            blob = tbm.pack_artifact(quantized, model.cfg, saved["layout"], "bench", None, args)
             seconds = time.perf_counter() - started
             (work / "bench.ptz").write_bytes(blob)
             header, state = tbm.decode_artifact(work / "bench.ptz")

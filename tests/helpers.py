@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import convert_to_bytes as ctb
+import train_byte_model as tbm
 
 REPO = Path(__file__).resolve().parent.parent
 TRAINER = REPO / "train_byte_model.py"
@@ -87,3 +88,11 @@ def log_lines(log_dir: Path, run_id: str) -> list[str]:
 def final_summary(log_dir: Path, run_id: str) -> dict:
     lines = [line for line in log_lines(log_dir, run_id) if line.startswith("final_summary:")]
     return json.loads(lines[-1].removeprefix("final_summary:"))
+
+
+def encode_artifact(state: dict, cfg, layout: str, code_sha256: str, eval_context: dict | None = None,
+                    args=None, hessians: dict | None = None) -> bytes:
+    """The trainer's export of `state` as a run writes it: quantize_state, then pack_artifact."""
+    args = args or tbm.Hyperparameters({})
+    return tbm.pack_artifact(tbm.quantize_state(state, args, hessians or {}), cfg, layout, code_sha256, eval_context,
+                             args)

@@ -10,13 +10,13 @@ import zstandard
 
 import run_modes
 import train_byte_model as tbm
-from helpers import TINY_ENV, make_byte_dataset, run_trainer
+from helpers import TINY_ENV, encode_artifact, make_byte_dataset, run_trainer
 from test_model import randomized, tiny_config
 
 
 def artifact_for(model: tbm.ByteGPT, path, **knobs) -> None:
     args = tbm.Hyperparameters(knobs)
-    path.write_bytes(tbm.encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args))
+    path.write_bytes(encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args))
 
 
 @pytest.mark.parametrize("codec", ["zstd", "brotli", "ans", "auto"])

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import train_byte_model as tbm
-from helpers import TINY_ENV, final_summary, log_lines, make_byte_dataset, run_trainer
+from helpers import TINY_ENV, encode_artifact, final_summary, log_lines, make_byte_dataset, run_trainer
 from test_artifact import CreatesFileWhenUnpickled
 from test_model import randomized, tiny_config
 
@@ -104,7 +104,7 @@ def test_auto_keeps_each_groups_smallest_codec(tmp_path):
     groups = {}
     for codec in ("zstd", "brotli", "ans", "auto"):
         path = tmp_path / f"{codec}.ptz"
-        path.write_bytes(tbm.encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None,
+        path.write_bytes(encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None,
                                              tbm.Hyperparameters({"CODEC": codec})))
         header, state = tbm.decode_artifact(path)
         groups[codec] = {g["name"]: g for g in header["groups"]}
@@ -124,7 +124,7 @@ def test_gptq_artifact_holds_what_gptq_rows_computes(tmp_path):
     h = (x := correlated_inputs(3000, 1088, seed=6).float()).T @ x
     args = tbm.Hyperparameters({"QUANT": "gptq", "QUANT_CLIP": "std:10", "GPTQ_BLOCK": "64", "CODEC": "ans"})
     path = tmp_path / "g.ptz"
-    path.write_bytes(tbm.encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args, {name: h}))
+    path.write_bytes(encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args, {name: h}))
     scale = tbm.row_scales(w, 31, "std:10")
     expected = tbm.gptq_rows(w, h, scale, 31, 64, 0.01) * scale
     state = tbm.decode_artifact(path)[1]
@@ -192,7 +192,7 @@ def test_lqer_correction_lowers_the_error_and_the_file_adds_it_back(tmp_path):
     plain, corrected = (tmp_path / "plain.ptz"), (tmp_path / "lqer.ptz")
     for path, rank in ((plain, "0"), (corrected, "4")):
         args = tbm.Hyperparameters({"LQER_RANK": rank, "QUANT_CLIP": "std:12"})
-        path.write_bytes(tbm.encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args, {name: h}))
+        path.write_bytes(encode_artifact(model.state_dict(), model.cfg, "byte260", "0" * 64, None, args, {name: h}))
     header, state = tbm.decode_artifact(corrected)
     factors = [e for e in header["tensors"] if e["name"].startswith(name + ".lqer")]
     assert [(e["storage"], e["shape"]) for e in factors] == [("int4", [4, 1088]), ("int4", [4, 64])]

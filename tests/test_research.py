@@ -10,7 +10,7 @@ import torch.nn.functional as F
 import research_options as ro
 import run_modes
 import train_byte_model as tbm
-from helpers import REPO, TINY_ENV, TRAINER, final_summary, log_lines, make_byte_dataset, run_trainer
+from helpers import REPO, TINY_ENV, TRAINER, encode_artifact, final_summary, log_lines, make_byte_dataset, run_trainer
 from test_model import assert_causal, randomized, tiny_config
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-9)  # float64 chunked scan vs float64 sequential loop
@@ -146,7 +146,7 @@ def test_artifact_round_trip_rebuilds_the_research_model(tmp_path):
     cfg = tiny_config(**RESEARCH_CONFIGS["all"])
     model = randomized(tbm.build_model(cfg))
     path = tmp_path / "model.int6.ptz"
-    path.write_bytes(tbm.encode_artifact(model.state_dict(), cfg, "byte260", "sha"))
+    path.write_bytes(encode_artifact(model.state_dict(), cfg, "byte260", "sha"))
     header, loaded = run_modes.load_artifact_model(path)
     assert type(loaded) is ro.PatchedByteGPT and loaded.cfg == cfg
     model.load_state_dict(tbm.decode_artifact(path)[1])
