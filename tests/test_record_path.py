@@ -1,7 +1,8 @@
 """The record run's numeric path, on the CPU: bf16 autocast and torch.compile (Inductor) through train -> GPTQ
 calibration -> export -> reload -> sliding eval with TTT and PPM -> score, then EVAL_ONLY and EXPORT_ONLY of what
 it wrote. An fp32 eager suite let through an export crash (bf16 Hessians) that every GPU run would have hit, and
-GPTQ skipping q/k/v; at this width every block matrix, q/k/v included, is stored int6."""
+GPTQ skipping q/k/v; at this width every block matrix, q/k/v included, is stored int6. RECIPE=frontier_next, the
+candidate for the next GPU run, takes the same path with every option of frontier_next.py on."""
 
 import numpy as np
 import pytest
@@ -70,3 +71,20 @@ def test_export_only_under_bf16_rewrites_the_same_artifact(record_run):
     assert (log_dir / "reexported.int6.ptz").read_bytes() == (log_dir / "record.int6.ptz").read_bytes()
     scores = [final_summary(log_dir, run)["post_quant"]["sliding_val_bpb"] for run in ("record", "reexported")]
     assert np.isclose(*scores, atol=1e-3)  # compiled there, eager here: bf16 rounding differs a little
+
+
+def test_frontier_next_with_every_option_runs_the_bf16_compiled_path(tmp_path):
+    """The candidate recipe, plus the options it leaves off (a depth recurrence switched on mid-run, the attention
+    gate, Polar Express), the way a GPU runs it: both graphs of the recurrence compile in the warm-up, and the run
+    ends with its score."""
+    env = {**TINY_ENV, "RECIPE": "frontier_next", "NUM_LAYERS": "2", "PARALLEL_START_LAYER": "1", "XSA_LAST_N": "2",
+           "NUM_LOOPS": "1", "LOOP_START": "1", "LOOP_END": "1", "ENABLE_LOOPING_AT": "0.5", "ATTN_GATE_SCALE": "0.5",
+           "NS_COEFFICIENTS": "polar_express", "ITERATIONS": "4", "BF16": "1", "USE_COMPILE": "1",
+           "DATA_PATH": str(make_byte_dataset(tmp_path / "bytes")), "RUN_ID": "next"}
+    proc = run_trainer(env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = log_lines(tmp_path, "next")
+    assert {"warmup_step:1/1 loop:off", "warmup_step:1/1 loop:on"} <= set(lines)
+    assert any(" bf16:True compile:True" in line for line in lines)
+    assert proc.stdout.strip().splitlines()[-1].startswith("score: ")
+    assert final_summary(tmp_path, "next")["config"]["NUM_LOOPS"] == 1
